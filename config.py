@@ -1,0 +1,78 @@
+"""syncd configuration: the only module that reads the environment.
+
+``Config`` holds the defaults of the embedded setup (SQLite files under
+``./var/``); every value can be overridden by the environment variable of the
+same name (see DESIGN section 2 and the README).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _var_dir(environ: dict[str, str]) -> Path:
+    return Path(environ.get("SYNCD_VAR_DIR", "var")).resolve()
+
+
+def _secret_key(var_dir: Path, environ: dict[str, str]) -> str | None:
+    """Return SYNCD_SECRET_KEY, or a key generated once and kept under var/."""
+    if environ.get("SYNCD_SECRET_KEY"):
+        return environ["SYNCD_SECRET_KEY"]
+    if _flag(environ.get("SYNCD_PRODUCTION")):
+        return None  # the web app refuses to start without one
+    path = var_dir / "secret_key"
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class Config:
+    """Settings of one syncd process, read from ``environ`` (default: os.environ)."""
+
+    def __init__(self, environ: dict[str, str] | None = None, **overrides: object) -> None:
+        env = dict(os.environ if environ is None else environ)
+        var_dir = _var_dir(env)
+        self.VAR_DIR = var_dir
+        self.ENVIRON = env  # handed to the jobs loader for ${VAR} expansion
+        self.SYNCD_PRODUCTION = _flag(env.get("SYNCD_PRODUCTION"))
+        self.SYNCD_DATABASE_URL = env.get(
+            "SYNCD_DATABASE_URL", f"sqlite:///{var_dir / 'syncd.sqlite'}"
+        )
+        self.SYNCD_JOBS_FILE = env.get("SYNCD_JOBS_FILE", "jobs.toml")
+        self.CELERY_BROKER_URL = env.get(
+            "CELERY_BROKER_URL", f"sqla+sqlite:///{var_dir / 'broker.sqlite'}"
+        )
+        self.CELERY_RESULT_BACKEND = env.get("CELERY_RESULT_BACKEND") or None
+        self.SYNCD_TIMEZONE = env.get("SYNCD_TIMEZONE", "UTC")
+        self.SYNCD_SECURE_COOKIES = _flag(env.get("SYNCD_SECURE_COOKIES"))
+        self.SYNCD_RETRY_ATTEMPTS = int(env.get("SYNCD_RETRY_ATTEMPTS", "4"))
+        self.SYNCD_RETRY_BACKOFF = float(env.get("SYNCD_RETRY_BACKOFF", "2.0"))
+        self.SECRET_KEY = _secret_key(var_dir, env) if "SECRET_KEY" not in overrides else None
+        self.TESTING = False
+        self.WTF_CSRF_ENABLED = True
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = self.SYNCD_SECURE_COOKIES
+        self.REMEMBER_COOKIE_SECURE = self.SYNCD_SECURE_COOKIES
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        # Longest allowed run; the broker's redelivery window is set above it.
+        self.SYNCD_MAX_RUN_SECONDS = int(env.get("SYNCD_MAX_RUN_SECONDS", str(6 * 3600)))
+        for key, value in overrides.items():
+            setattr(self, key, value)
+        if "SESSION_COOKIE_SECURE" not in overrides:
+            self.SESSION_COOKIE_SECURE = bool(self.SYNCD_SECURE_COOKIES)
+            self.REMEMBER_COOKIE_SECURE = bool(self.SYNCD_SECURE_COOKIES)
+
+    def as_dict(self) -> dict[str, object]:
+        """Upper-case settings, for ``app.config.from_mapping``."""
+        return {k: v for k, v in vars(self).items() if k.isupper()}

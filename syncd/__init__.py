@@ -1,0 +1,62 @@
+"""syncd: keep local tables in step with remote databases.
+
+``create_app`` builds the Flask app: configuration, the local database,
+Celery, the web blueprints and the CLI. Nothing runs at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from syncd.db import make_local_engine, session_factory
+from syncd.jobs import JobsFile, load_jobs
+
+
+class SyncdState:
+    """What every part of syncd shares: settings, the local engine, sessions, the jobs file."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.engine: Engine = make_local_engine(config.SYNCD_DATABASE_URL)
+        self.sessions: sessionmaker[Session] = session_factory(self.engine)
+
+    def jobs(self) -> JobsFile:
+        """Load and validate the jobs file (read anew each call: edits take effect)."""
+        return load_jobs(self.config.SYNCD_JOBS_FILE, self.config.ENVIRON)
+
+    def dispose(self) -> None:
+        """Close the local engine's connections."""
+        self.engine.dispose()
+
+
+def create_app(config: Any = None) -> Flask:
+    """Build the syncd Flask app. ``config``: a Config, a dict of overrides, or None."""
+    from config import Config
+
+    if config is None:
+        config = Config()
+    elif isinstance(config, dict):
+        config = Config(**config)
+    app = Flask(__name__)
+    app.config.from_mapping(config.as_dict())
+    state = SyncdState(config)
+    app.extensions["syncd"] = state
+
+    from syncd.celery_app import celery_init_app
+
+    celery_init_app(app)
+    from syncd.web import init_web
+
+    init_web(app)
+    return app
+
+
+def get_state(app: Flask | None = None) -> SyncdState:
+    """The SyncdState of ``app`` (default: the current app)."""
+    from flask import current_app
+
+    return (app or current_app).extensions["syncd"]  # type: ignore[no-any-return]

@@ -1,0 +1,67 @@
+"""What the engine needs to know about one table sync (built from a job by syncd.jobs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class TableSync:
+    """One source table copied into one local table."""
+
+    job: str
+    table: str  # source table name, without schema
+    schema: str | None  # source schema (PostgreSQL schema / MySQL database), or None
+    target: str  # local table name
+    mode: str = "incremental"  # "incremental" | "full"
+    cursor: str | None = None
+    primary_key: tuple[str, ...] | None = None  # None: the source table's primary key
+    columns: tuple[str, ...] | None = None  # None: all columns
+    batch_size: int = 10000
+    lookback: timedelta = timedelta(minutes=1)
+    deletes: str = "ignore"  # "ignore" | "reconcile"
+    max_delete_ratio: float = 0.5
+    on_schema_change: str = "evolve"  # "evolve" | "fail"
+    source_timezone: str = "UTC"
+
+    @property
+    def qualified_table(self) -> str:
+        """The source table as written in the jobs file."""
+        return f"{self.schema}.{self.table}" if self.schema else self.table
+
+
+@dataclass
+class Progress:
+    """Live counters of a run, handed to the progress callback after every batch."""
+
+    phase: str = "starting"  # "full" | "incremental" | "reconcile"
+    rows_read: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_deleted: int = 0
+    rows_total: int | None = None  # estimate, for progress bars
+    cursor: Any = None  # JSON-able position (cursor value) reached so far
+
+
+@dataclass
+class SyncResult:
+    """What one run of the engine did."""
+
+    rows_read: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_deleted: int = 0
+    cursor_before: Any = None
+    cursor_after: Any = None
+    full_load: bool = False
+    resumed: bool = False
+    warnings: dict[str, int] = field(default_factory=dict)
+
+    def warn(self, message: str, count: int = 1) -> None:
+        """Count one more occurrence of a warning message."""
+        self.warnings[message] = self.warnings.get(message, 0) + count
+
+
+ProgressCallback = Callable[[Progress], None]

@@ -1,0 +1,339 @@
+"""Load and validate the jobs file (TOML) into frozen dataclasses.
+
+The whole file is validated before anything runs; every mistake is reported
+with the file, the job and the field (``jobs.toml: job "orders": field
+"cursor": ...``). Checks against the source schema (tables, columns) happen in
+``syncd.engine.schema.check_table`` because they need a connection.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from celery.schedules import crontab
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from syncd.engine.errors import ConfigError
+from syncd.engine.spec import TableSync
+
+JOB_NAME = re.compile(r"^[a-z0-9_-]+$")
+LOCAL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
+DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+SOURCE_KEYS = {"url", "timezone"}
+JOB_KEYS = {
+    "name", "source", "table", "target", "mode", "cursor", "primary_key", "columns",
+    "schedule", "batch_size", "lookback", "deletes", "max_delete_ratio",
+    "on_schema_change", "timeout",
+}
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A source database of the jobs file."""
+
+    name: str
+    url: str  # with ${VAR} expanded: never print it, use masked_url
+    timezone: str = "UTC"
+
+    @property
+    def masked_url(self) -> str:
+        """The URL with its password hidden."""
+        return mask_url(self.url)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A job's schedule: a 5-field cron (UTC) or a fixed interval."""
+
+    text: str
+    interval: timedelta | None = None
+    cron: str | None = None
+
+    def celery_schedule(self) -> Any:
+        """The object Celery beat expects: a timedelta or a crontab."""
+        if self.interval is not None:
+            return self.interval
+        return crontab.from_string(self.cron or "")
+
+    def next_after(self, when: datetime) -> datetime:
+        """Next fire time after ``when`` (aware, UTC)."""
+        if self.interval is not None:
+            return when + self.interval
+        return when + crontab.from_string(self.cron or "").remaining_estimate(when)
+
+    def describe(self) -> str:
+        """The schedule in words."""
+        if self.interval is not None:
+            return f"every {self.text.strip()}"
+        return f"cron {self.cron} (UTC)"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One validated job of the jobs file."""
+
+    name: str
+    source: SourceSpec
+    table: str
+    target: str
+    mode: str
+    cursor: str | None
+    primary_key: tuple[str, ...] | None
+    columns: tuple[str, ...] | None
+    schedule: Schedule | None
+    batch_size: int
+    lookback: timedelta
+    deletes: str
+    max_delete_ratio: float
+    on_schema_change: str
+    timeout: timedelta | None
+
+    def table_sync(self) -> TableSync:
+        """The engine's view of this job."""
+        schema, _, table = self.table.rpartition(".")
+        return TableSync(
+            job=self.name,
+            table=table,
+            schema=schema or None,
+            target=self.target,
+            mode=self.mode,
+            cursor=self.cursor,
+            primary_key=self.primary_key,
+            columns=self.columns,
+            batch_size=self.batch_size,
+            lookback=self.lookback,
+            deletes=self.deletes,
+            max_delete_ratio=self.max_delete_ratio,
+            on_schema_change=self.on_schema_change,
+            source_timezone=self.source.timezone,
+        )
+
+
+@dataclass(frozen=True)
+class JobsFile:
+    """All sources and jobs of one jobs file."""
+
+    path: str
+    sources: dict[str, SourceSpec]
+    jobs: dict[str, JobSpec]
+
+    def job(self, name: str) -> JobSpec:
+        """The job called ``name``; ConfigError if there is none."""
+        try:
+            return self.jobs[name]
+        except KeyError:
+            known = ", ".join(sorted(self.jobs)) or "none"
+            raise ConfigError(f'{self.path}: no job named "{name}" (jobs: {known})') from None
+
+
+def mask_url(url: str) -> str:
+    """``mysql+pymysql://reader:secret@host/db`` -> ``mysql+pymysql://reader:***@host/db``."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+    if parsed.password is None:
+        return parsed.render_as_string(hide_password=False)
+    return parsed.render_as_string(hide_password=True)
+
+
+def parse_duration(text: str, where: str) -> timedelta:
+    """Parse "30s", "5m", "2h", "1d" into a timedelta."""
+    match = DURATION.match(str(text))
+    if not match:
+        raise ConfigError(f'{where}: "{text}" is not a duration (use e.g. "30s", "5m", "2h")')
+    return timedelta(seconds=int(match.group(1)) * UNITS[match.group(2)])
+
+
+def parse_schedule(text: Any, where: str) -> Schedule:
+    """Parse an interval ("30s") or a 5-field cron expression."""
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(f"{where}: must be a cron expression or an interval such as \"5m\"")
+    if DURATION.match(text):
+        interval = parse_duration(text, where)
+        if interval.total_seconds() < 1:
+            raise ConfigError(f'{where}: interval "{text}" must be at least 1s')
+        return Schedule(text=text, interval=interval)
+    fields = text.split()
+    if len(fields) != 5:
+        raise ConfigError(
+            f'{where}: "{text}" is neither an interval ("30s", "5m", "2h") '
+            "nor a 5-field cron expression (minute hour day month weekday)"
+        )
+    try:
+        crontab.from_string(" ".join(fields))
+    except (ValueError, IndexError, KeyError) as exc:
+        raise ConfigError(f'{where}: bad cron expression "{text}": {exc}') from exc
+    return Schedule(text=text, cron=" ".join(fields))
+
+
+def expand_env(value: str, environ: Mapping[str, str], where: str) -> str:
+    """Replace each ${NAME} by its value in ``environ``; unset names are an error."""
+
+    def repl(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in environ:
+            raise ConfigError(f"{where}: environment variable ${{{name}}} is not set")
+        return environ[name]
+
+    return ENV_REF.sub(repl, value)
+
+
+def load_jobs(path: str | Path, environ: Mapping[str, str]) -> JobsFile:
+    """Read and validate a jobs file; raises ConfigError naming file, job and field."""
+    path = Path(path)
+    label = str(path)
+    if not path.exists():
+        raise ConfigError(f"{label}: jobs file not found (set SYNCD_JOBS_FILE or create it)")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{label}: not valid TOML: {exc}") from exc
+    return parse_jobs(data, label, environ)
+
+
+def parse_jobs(data: dict[str, Any], label: str, environ: Mapping[str, str]) -> JobsFile:
+    """Validate the parsed TOML of a jobs file."""
+    unknown = set(data) - {"sources", "jobs"}
+    if unknown:
+        raise ConfigError(f"{label}: unknown top-level key(s): {', '.join(sorted(unknown))}")
+    sources_raw = data.get("sources", {})
+    if not isinstance(sources_raw, dict):
+        raise ConfigError(f"{label}: [sources] must be a table of sources")
+    sources = {name: _parse_source(name, raw, label, environ) for name, raw in sources_raw.items()}
+    jobs_raw = data.get("jobs", [])
+    if not isinstance(jobs_raw, list):
+        raise ConfigError(f"{label}: jobs must be written as [[jobs]] entries")
+    jobs: dict[str, JobSpec] = {}
+    for index, raw in enumerate(jobs_raw, start=1):
+        job = _parse_job(index, raw, label, sources)
+        if job.name in jobs:
+            raise ConfigError(f'{label}: job "{job.name}": field "name": duplicate job name')
+        jobs[job.name] = job
+    targets: dict[str, str] = {}
+    for job in jobs.values():
+        if job.target in targets:
+            raise ConfigError(
+                f'{label}: job "{job.name}": field "target": local table "{job.target}" '
+                f'is already the target of job "{targets[job.target]}"'
+            )
+        targets[job.target] = job.name
+    return JobsFile(path=label, sources=sources, jobs=jobs)
+
+
+def _parse_source(name: str, raw: Any, label: str, environ: Mapping[str, str]) -> SourceSpec:
+    where = f'{label}: source "{name}"'
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a table with a url")
+    unknown = set(raw) - SOURCE_KEYS
+    if unknown:
+        raise ConfigError(f'{where}: unknown field(s): {", ".join(sorted(unknown))}')
+    if not isinstance(raw.get("url"), str) or not raw["url"]:
+        raise ConfigError(f'{where}: field "url" is required')
+    url = expand_env(raw["url"], environ, f'{where}: field "url"')
+    try:
+        make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f'{where}: field "url": not a database URL ({mask_url(url)})') from exc
+    tz = raw.get("timezone", "UTC")
+    try:
+        ZoneInfo(str(tz))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f'{where}: field "timezone": unknown time zone "{tz}"') from exc
+    return SourceSpec(name=name, url=url, timezone=str(tz))
+
+
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(
+        isinstance(v, str) and v for v in value
+    ):
+        raise ConfigError(f"{where}: must be a non-empty list of column names")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where}: lists a column twice")
+    return tuple(value)
+
+
+def _choice(raw: dict[str, Any], key: str, choices: tuple[str, ...], where: str) -> str:
+    value = raw.get(key, choices[0])
+    if value not in choices:
+        allowed = " or ".join(f'"{c}"' for c in choices)
+        raise ConfigError(f'{where}: field "{key}": must be {allowed}, not "{value}"')
+    return str(value)
+
+
+def _parse_job(index: int, raw: Any, label: str, sources: dict[str, SourceSpec]) -> JobSpec:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{label}: job #{index}: must be a table")
+    name = raw.get("name")
+    if not isinstance(name, str) or not JOB_NAME.match(name):
+        raise ConfigError(
+            f'{label}: job #{index}: field "name": required, lower-case letters, digits, "_" '
+            f"and \"-\" only (got {name!r})"
+        )
+    where = f'{label}: job "{name}"'
+    unknown = set(raw) - JOB_KEYS
+    if unknown:
+        raise ConfigError(f'{where}: unknown field(s): {", ".join(sorted(unknown))}')
+    source_name = raw.get("source")
+    if source_name not in sources:
+        known = ", ".join(sorted(sources)) or "none defined"
+        raise ConfigError(f'{where}: field "source": unknown source {source_name!r} ({known})')
+    table = raw.get("table")
+    if not isinstance(table, str) or not table or table.count(".") > 1:
+        raise ConfigError(f'{where}: field "table": required, "table" or "schema.table"')
+    target = raw.get("target", table.rpartition(".")[2])
+    if not isinstance(target, str) or not LOCAL_NAME.match(target) or target.startswith("syncd_"):
+        raise ConfigError(
+            f'{where}: field "target": local table name must be letters, digits and "_" '
+            f'(at most 48, not starting with "syncd_"), got {target!r}'
+        )
+    mode = _choice(raw, "mode", ("incremental", "full"), where)
+    cursor = raw.get("cursor")
+    if mode == "incremental" and not cursor:
+        raise ConfigError(f'{where}: field "cursor": required for an incremental job')
+    if cursor is not None and (not isinstance(cursor, str) or not cursor):
+        raise ConfigError(f'{where}: field "cursor": must be a column name')
+    pk = raw.get("primary_key")
+    columns = raw.get("columns")
+    batch_size = raw.get("batch_size", 10000)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ConfigError(f'{where}: field "batch_size": must be a whole number of at least 1')
+    ratio = raw.get("max_delete_ratio", 0.5)
+    if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 <= ratio <= 1:
+        raise ConfigError(f'{where}: field "max_delete_ratio": must be a number from 0 to 1')
+    schedule = raw.get("schedule")
+    timeout = raw.get("timeout")
+    return JobSpec(
+        name=name,
+        source=sources[source_name],
+        table=table,
+        target=target,
+        mode=mode,
+        cursor=cursor,
+        primary_key=_names(pk, f'{where}: field "primary_key"') if pk is not None else None,
+        columns=_names(columns, f'{where}: field "columns"') if columns is not None else None,
+        schedule=parse_schedule(schedule, f'{where}: field "schedule"') if schedule else None,
+        batch_size=batch_size,
+        lookback=parse_duration(raw.get("lookback", "1m"), f'{where}: field "lookback"'),
+        deletes=_choice(raw, "deletes", ("ignore", "reconcile"), where),
+        max_delete_ratio=float(ratio),
+        on_schema_change=_choice(raw, "on_schema_change", ("evolve", "fail"), where),
+        timeout=parse_duration(timeout, f'{where}: field "timeout"') if timeout else None,
+    )
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(timezone.utc)

@@ -1,0 +1,165 @@
+"""SQLAlchemy models of syncd's own tables (``syncd_*``). Models never commit."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from syncd.engine.checkpoint import checkpoints  # noqa: F401  (part of the schema)
+
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "skipped", "abandoned", "cancelled")
+FINISHED = ("succeeded", "failed", "skipped", "abandoned", "cancelled")
+TRIGGERS = ("schedule", "manual", "api", "cli")
+ROLES = ("operator", "viewer")
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC, returned as aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def utcnow() -> datetime:
+    """Now, aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SyncRun(Base):
+    """One run of one job, whatever started it (DESIGN section 5)."""
+
+    __tablename__ = "syncd_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(100))
+    trigger: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    full_refresh: Mapped[bool] = mapped_column(Boolean, default=False)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rows_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_inserted: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_updated: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_deleted: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_total: Mapped[int | None] = mapped_column(BigInteger)
+    phase: Mapped[str | None] = mapped_column(String(16))
+    cursor_before: Mapped[str | None] = mapped_column(Text)  # JSON
+    cursor_after: Mapped[str | None] = mapped_column(Text)  # JSON
+    error: Mapped[str | None] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)
+    warnings_json: Mapped[str | None] = mapped_column("warnings", Text)
+    started_by: Mapped[str | None] = mapped_column(String(100))
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        Index("ix_syncd_runs_job_id", "job", "id"),
+        Index("ix_syncd_runs_status_id", "status", "id"),
+        Index("ix_syncd_runs_job_status_id", "job", "status", "id"),
+        Index("ix_syncd_runs_job_trigger_id", "job", "trigger", "id"),
+    )
+
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        """Warnings as a list of {"message", "count"}."""
+        data = json.loads(self.warnings_json) if self.warnings_json else {}
+        return [{"message": m, "count": c} for m, c in data.items()]
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from start to finish (or to now while running)."""
+        if self.started_at is None:
+            return None
+        end = self.finished_at or (utcnow() if self.status == "running" else None)
+        return None if end is None else round((end - self.started_at).total_seconds(), 3)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of DESIGN section 5."""
+
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat().replace("+00:00", "Z") if value else None
+
+        return {
+            "id": self.id,
+            "job": self.job,
+            "trigger": self.trigger,
+            "status": self.status,
+            "full_refresh": bool(self.full_refresh),
+            "queued_at": iso(self.queued_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "duration_s": self.duration_s,
+            "rows_read": self.rows_read or 0,
+            "rows_inserted": self.rows_inserted or 0,
+            "rows_updated": self.rows_updated or 0,
+            "rows_deleted": self.rows_deleted or 0,
+            "rows_total": self.rows_total,
+            "phase": self.phase,
+            "cursor_before": json.loads(self.cursor_before) if self.cursor_before else None,
+            "cursor_after": json.loads(self.cursor_after) if self.cursor_after else None,
+            "error": self.error,
+            "warnings": self.warnings,
+            "started_by": self.started_by,
+            "attempts": self.attempts or 0,
+        }
+
+
+class JobState(Base):
+    """Per-job state kept by syncd: paused or not."""
+
+    __tablename__ = "syncd_job_state"
+
+    job: Mapped[str] = mapped_column(String(100), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_by: Mapped[str | None] = mapped_column(String(100))
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class User(Base):
+    """A user of the admin web app."""
+
+    __tablename__ = "syncd_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token of the JSON API, stored as its SHA-256 hash."""
+
+    __tablename__ = "syncd_api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
