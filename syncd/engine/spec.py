@@ -42,7 +42,14 @@ class Progress:
     rows_updated: int = 0
     rows_deleted: int = 0
     rows_total: int | None = None  # estimate, for progress bars
-    cursor: Any = None  # JSON-able position (cursor value) reached so far
+    cursor: Any = None  # cursor value reached so far (incremental)
+    cursor_before: Any = None  # cursor value the run started from
+    warnings: dict[str, int] = field(default_factory=dict)
+
+    def warn(self, message: str, count: int = 1) -> None:
+        """Count ``count`` more occurrences of a warning message."""
+        if count:
+            self.warnings[message] = self.warnings.get(message, 0) + count
 
 
 @dataclass
