@@ -1,0 +1,236 @@
+"""The ``syncd`` command (DESIGN section 6).
+
+Exit codes: 0 ok, 1 run failed, 2 bad configuration or unknown job,
+3 skipped (already running) or source unreachable (``check``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from syncd import SyncdState, create_app, get_state
+from syncd.engine.errors import ConfigError, SourceUnavailable
+
+EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED = 1, 2, 3
+
+
+class Context:
+    """Lazily built app and state, so `syncd --help` needs no database."""
+
+    def __init__(self) -> None:
+        self._app: Any = None
+
+    @property
+    def app(self) -> Any:
+        if self._app is None:
+            self._app = create_app()
+        return self._app
+
+    @property
+    def state(self) -> SyncdState:
+        return get_state(self.app)
+
+
+pass_ctx = click.make_pass_decorator(Context, ensure=True)
+
+
+def fail(message: str, code: int) -> None:
+    """Print an error to stderr and exit with ``code``."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def load_jobs_or_exit(state: SyncdState) -> Any:
+    """The validated jobs file, or exit 2 with the validation message."""
+    try:
+        return state.jobs()
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+
+
+@click.group()
+def cli() -> None:
+    """syncd: keep local tables in step with remote databases."""
+
+
+@cli.group()
+def db() -> None:
+    """syncd's own tables in the local database."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Create or upgrade syncd's tables (alembic upgrade head)."""
+    from syncd.db import upgrade
+
+    upgrade(ctx.state.engine)
+    click.echo("local database is up to date")
+
+
+@cli.command()
+@pass_ctx
+def check(ctx: Context) -> None:
+    """Validate the jobs file and reach every source (exit 2 bad config, 3 unreachable)."""
+    from syncd.engine import check_table, connect_source
+
+    jobs = load_jobs_or_exit(ctx.state)
+    problems: list[tuple[int, str]] = []
+    for source in jobs.sources.values():
+        engine = connect_source(source.url)
+        try:
+            for job in (j for j in jobs.jobs.values() if j.source.name == source.name):
+                try:
+                    for warning in check_table(job.table_sync(), engine):
+                        click.echo(f'warning: job "{job.name}": {warning}')
+                    click.echo(f'ok: job "{job.name}" ({source.masked_url} {job.table})')
+                except SourceUnavailable as exc:
+                    problems.append((3, f'source "{source.name}" ({source.masked_url}): {exc}'))
+                    break
+                except ConfigError as exc:
+                    problems.append((2, f"{jobs.path}: {exc}"))
+        finally:
+            engine.dispose()
+    for _, message in problems:
+        click.echo(f"error: {message}", err=True)
+    if problems:
+        sys.exit(max(code for code, _ in problems if code in (2, 3)))
+    click.echo(f"{len(jobs.jobs)} job(s) ok")
+
+
+@cli.command("jobs")
+@click.option("--json", "as_json", is_flag=True, help="print a JSON array")
+@pass_ctx
+def jobs_cmd(ctx: Context, as_json: bool) -> None:
+    """List jobs with schedule, paused flag, last run and next run."""
+    from syncd.status import job_overview
+
+    jobs = load_jobs_or_exit(ctx.state)
+    rows = job_overview(ctx.state, jobs)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no jobs defined")
+    for row in rows:
+        last = row["last_run"]
+        last_text = f"#{last['id']} {last['status']} {last['finished_at'] or ''}" if last else "-"
+        click.echo(
+            f"{row['name']:<20} {row['mode']:<12} {row['schedule'] or 'manual only':<24} "
+            f"{'PAUSED ' if row['paused'] else ''}last: {last_text}  next: {row['next_run'] or '-'}"
+        )
+
+
+@cli.command()
+@click.argument("job")
+@click.option("--full-refresh", is_flag=True, help="reset the checkpoint and reload the table")
+@pass_ctx
+def run(ctx: Context, job: str, full_refresh: bool) -> None:
+    """Run one sync now in this process (no broker)."""
+    from syncd.progress import terminal_progress
+    from syncd.runner import RunRequest, describe, run_job
+
+    state = ctx.state
+    jobs = load_jobs_or_exit(state)
+    try:
+        jobs.job(job)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    _check_before_run(jobs.job(job))
+    request = RunRequest(job=job, trigger="cli", full_refresh=full_refresh, started_by="cli")
+    with terminal_progress(enabled=sys.stdout.isatty()) as hook:
+        try:
+            result = run_job(state, request, on_progress=hook)
+        except ConfigError as exc:
+            fail(str(exc), EXIT_CONFIG)
+    assert result is not None
+    click.echo(describe(result))
+    if result.status == "skipped":
+        sys.exit(EXIT_SKIPPED)
+    if result.status != "succeeded":
+        sys.exit(EXIT_FAILED)
+
+
+def _check_before_run(job: Any) -> None:
+    """Exit 2, writing nothing, if the job's table or columns are not at the source.
+
+    An unreachable source is not decided here: the run records it (with retries).
+    """
+    from syncd.engine import check_table, connect_source
+
+    engine = connect_source(job.source.url)
+    try:
+        check_table(job.table_sync(), engine)
+    except SourceUnavailable:
+        pass
+    except ConfigError as exc:
+        fail(f'job "{job.name}": {exc}', EXIT_CONFIG)
+    finally:
+        engine.dispose()
+
+
+@cli.command()
+@click.argument("job", required=False)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--status", type=click.Choice(
+    ["queued", "running", "succeeded", "failed", "skipped", "abandoned", "cancelled"]))
+@click.option("--json", "as_json", is_flag=True, help="print only a JSON array")
+@pass_ctx
+def history(ctx: Context, job: str | None, limit: int, status: str | None, as_json: bool) -> None:
+    """Recent runs, newest first."""
+    from syncd.models import SyncRun
+    from syncd.runner import describe
+
+    query = select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)
+    if job:
+        query = query.where(SyncRun.job == job)
+    if status:
+        query = query.where(SyncRun.status == status)
+    with ctx.state.sessions() as session:
+        runs = list(session.scalars(query))
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in runs], indent=2))
+        return
+    if not runs:
+        click.echo("no runs")
+    for r in runs:
+        started = r.started_at or r.queued_at
+        click.echo(f"{started:%Y-%m-%d %H:%M:%S}Z [{r.trigger}] {describe(r)}")
+
+
+def _set_paused(ctx: Context, job: str, paused: bool) -> None:
+    from syncd.runner import set_paused
+
+    jobs = load_jobs_or_exit(ctx.state)
+    try:
+        jobs.job(job)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    set_paused(ctx.state, job, paused, by="cli")
+    click.echo(f"{job}: {'paused' if paused else 'resumed'}")
+
+
+@cli.command()
+@click.argument("job")
+@pass_ctx
+def pause(ctx: Context, job: str) -> None:
+    """Pause a job: its scheduled runs do nothing (manual runs still work)."""
+    _set_paused(ctx, job, True)
+
+
+@cli.command()
+@click.argument("job")
+@pass_ctx
+def resume(ctx: Context, job: str) -> None:
+    """Resume a paused job."""
+    _set_paused(ctx, job, False)
+
+
+def main() -> None:
+    """Entry point of the ``syncd`` console script."""
+    cli(prog_name="syncd")
