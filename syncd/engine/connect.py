@@ -1,0 +1,74 @@
+"""Connections to source databases, and which errors are worth a retry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from syncd.engine.errors import ConfigError, SourceUnavailable, SyncError
+
+# MySQL client/server codes of a lost or refused connection, a lock timeout, a deadlock.
+MYSQL_TRANSIENT = {1040, 1053, 1205, 1213, 2002, 2003, 2005, 2006, 2013, 2055}
+
+
+def connect_source(url: str) -> Engine:
+    """An engine on a source database (created lazily: nothing connects yet)."""
+    parsed = make_url(url)
+    kwargs: dict[str, object] = {"poolclass": NullPool}
+    backend = parsed.get_backend_name()
+    if backend == "mysql":
+        query = dict(parsed.query)
+        query.setdefault("charset", "utf8mb4")
+        parsed = parsed.set(query=query)
+        kwargs["connect_args"] = {"connect_timeout": 10, "read_timeout": 3600}
+    elif backend == "postgresql":
+        kwargs["connect_args"] = {"connect_timeout": 10, "application_name": "syncd"}
+    elif backend == "sqlite":
+        kwargs["connect_args"] = {"timeout": 60}
+    return create_engine(parsed, **kwargs)
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for a refused or lost connection, a lock timeout or a deadlock."""
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    orig = getattr(error, "orig", error)
+    code = orig.args[0] if getattr(orig, "args", None) else None
+    module = type(orig).__module__
+    if module.startswith("pymysql"):
+        return isinstance(code, int) and code in MYSQL_TRANSIENT
+    if module.startswith("psycopg2"):
+        pgcode = getattr(orig, "pgcode", None)
+        if pgcode is None:  # raised by the client: connect failed, server closed the connection
+            return type(orig).__name__ in ("OperationalError", "InterfaceError")
+        return pgcode.startswith(("08", "57P", "40001", "40P01", "53"))
+    if module.startswith("sqlite3"):
+        return "locked" in str(orig) or "busy" in str(orig)
+    return isinstance(orig, (ConnectionError, TimeoutError))
+
+
+@contextmanager
+def translated_errors(where: str) -> Iterator[None]:
+    """Re-raise database errors as SourceUnavailable (transient) or SyncError."""
+    try:
+        yield
+    except SyncError:
+        raise
+    except sa_exc.NoSuchTableError as exc:
+        raise ConfigError(f"{where}: table {exc} does not exist") from exc
+    except (sa_exc.DBAPIError, OSError) as exc:
+        if is_transient(exc):
+            raise SourceUnavailable(f"{where}: {short(exc)}") from exc
+        raise SyncError(f"{where}: {short(exc)}") from exc
+
+
+def short(error: BaseException) -> str:
+    """The first line of a database error, without SQLAlchemy's SQL and links."""
+    orig = getattr(error, "orig", None) or error
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return f"{type(orig).__name__}: {text}"

@@ -1,0 +1,113 @@
+"""Pure query builders: Select objects, no connection needed (tested by compiling them).
+
+Keyset predicates are written out as ``c > :c OR (c = :c AND pk > :pk)``, not as a
+row-value comparison, because MariaDB uses an index only for the written-out form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, Table, and_, func, or_, select, true, tuple_
+
+
+def keyset_after(columns: Sequence[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """Rows strictly after ``values`` in the order of ``columns``.
+
+    (a, b, c) > (1, 2, 3) becomes a > 1 OR (a = 1 AND b > 2) OR (a = 1 AND b = 2 AND c > 3).
+    """
+    if len(columns) != len(values) or not columns:
+        raise ValueError("keyset_after needs as many values as columns")
+    terms = []
+    for i, column in enumerate(columns):
+        equal = [columns[j] == values[j] for j in range(i)]
+        terms.append(and_(*equal, column > values[i]) if equal else column > values[i])
+    return or_(*terms) if len(terms) > 1 else terms[0]
+
+
+def incremental_batch(
+    table: Table, columns: Sequence[str], cursor: str, pk: Sequence[str],
+    after: Sequence[Any] | None, lower: Any, limit: int,
+) -> Select[Any]:
+    """Next batch of changed rows in (cursor, pk) order.
+
+    ``after``: the (cursor, *pk) of the last row read, or None on the first batch;
+    ``lower``: on the first batch, read rows with cursor >= lower (None: from the start).
+    """
+    cur = table.c[cursor]
+    order = [cur, *(table.c[name] for name in pk)]
+    query = select(*(table.c[name] for name in columns))
+    if after is not None:
+        query = query.where(keyset_after(order, after))
+    elif lower is not None:
+        query = query.where(cur >= lower)
+    else:
+        query = query.where(cur.is_not(None))
+    return query.order_by(*order).limit(limit)
+
+
+def full_scan(table: Table, columns: Sequence[str], pk: Sequence[str],
+              after: Sequence[Any] | None) -> Select[Any]:
+    """All rows in primary-key order, after ``after`` (a resumed full load)."""
+    keys = [table.c[name] for name in pk]
+    query = select(*(table.c[name] for name in columns))
+    if after is not None:
+        query = query.where(keyset_after(keys, after))
+    return query.order_by(*keys)
+
+
+def key_batch(table: Table, pk: Sequence[str], after: Sequence[Any] | None,
+              limit: int) -> Select[Any]:
+    """The next ``limit`` primary keys of ``table`` in key order."""
+    keys = [table.c[name] for name in pk]
+    query = select(*keys)
+    if after is not None:
+        query = query.where(keyset_after(keys, after))
+    return query.order_by(*keys).limit(limit)
+
+
+def keys_in(table: Table, pk: Sequence[str], keys: Sequence[Sequence[Any]]) -> ColumnElement[bool]:
+    """Predicate: the row's primary key is one of ``keys``."""
+    if len(pk) == 1:
+        return table.c[pk[0]].in_([k[0] for k in keys])
+    return tuple_(*(table.c[name] for name in pk)).in_([tuple(k) for k in keys])
+
+
+def existing_keys(table: Table, pk: Sequence[str], keys: Sequence[Sequence[Any]]) -> Select[Any]:
+    """Which of ``keys`` exist in ``table``."""
+    return select(*(table.c[name] for name in pk)).where(keys_in(table, pk, keys))
+
+
+def count_null_cursor(table: Table, cursor: str) -> Select[Any]:
+    """How many rows have a NULL cursor (incremental runs cannot see them)."""
+    return select(func.count()).select_from(table).where(table.c[cursor].is_(None))
+
+
+def max_cursor(table: Table, cursor: str) -> Select[Any]:
+    """The highest cursor value of the table."""
+    return select(func.max(table.c[cursor]))
+
+
+def row_count(table: Table) -> Select[Any]:
+    """Number of rows."""
+    return select(func.count()).select_from(table)
+
+
+def diff_counts(new: Table, old: Table, pk: Sequence[str], columns: Sequence[str],
+                ) -> tuple[Select[Any], Select[Any], Select[Any]]:
+    """Counts of rows inserted, updated and deleted when ``new`` replaces ``old``."""
+    join_on = and_(*(new.c[name] == old.c[name] for name in pk))
+    shared = [name for name in columns if name in old.c and name not in pk]
+    changed = or_(*(new.c[name].is_distinct_from(old.c[name]) for name in shared)) if shared \
+        else ~true()
+    inserted = (
+        select(func.count()).select_from(new.outerjoin(old, join_on))
+        .where(old.c[pk[0]].is_(None))
+    )
+    updated = select(func.count()).select_from(new.join(old, join_on)).where(changed)
+    deleted = (
+        select(func.count()).select_from(old.outerjoin(new, join_on))
+        .where(new.c[pk[0]].is_(None))
+    )
+    return inserted, updated, deleted

@@ -1,0 +1,64 @@
+"""Deletes: local rows whose primary key is gone from the source.
+
+Walks the local keys in sorted batches and looks each batch up at the source,
+so memory is bounded by the batch. A first pass counts; if more than
+max_delete_ratio of the local table would go, the run fails and nothing is
+deleted. Otherwise a second pass deletes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table, delete
+
+from syncd.engine.connect import translated_errors
+from syncd.engine.context import SyncContext
+from syncd.engine.errors import DeleteLimitExceeded
+from syncd.engine.queries import existing_keys, key_batch, keys_in, row_count
+from syncd.engine.schema import reflect_local
+
+
+def reconcile_deletes(ctx: SyncContext) -> None:
+    """Delete local rows that no longer exist at the source (bounded by max_delete_ratio)."""
+    spec, progress = ctx.spec, ctx.progress
+    progress.phase = "reconcile"
+    with ctx.local.connect() as conn:
+        target = reflect_local(conn, spec.target)
+        assert target is not None
+        total = conn.execute(row_count(target)).scalar_one()
+    gone = _walk(ctx, target, delete_them=False)
+    if gone == 0:
+        return
+    if gone > spec.max_delete_ratio * total:
+        raise DeleteLimitExceeded(
+            f"reconcile would delete {gone} of {total} local rows of {spec.target} "
+            f"({gone / total:.0%}), more than max_delete_ratio = {spec.max_delete_ratio}; "
+            "nothing was deleted. If the source really lost these rows, raise max_delete_ratio "
+            "for one run or run a full refresh"
+        )
+    progress.rows_deleted += _walk(ctx, target, delete_them=True)
+
+
+def _walk(ctx: SyncContext, target: Table, delete_them: bool) -> int:
+    pk = list(ctx.src.primary_key)
+    after: tuple[Any, ...] | None = None
+    gone = 0
+    where = f"source table {ctx.spec.qualified_table}"
+    while True:
+        with ctx.local.connect() as conn:
+            keys = [tuple(r) for r in conn.execute(key_batch(target, pk, after,
+                                                             ctx.spec.batch_size))]
+        if not keys:
+            return gone
+        with translated_errors(where), ctx.source.connect() as s:
+            found = {tuple(r) for r in s.execute(existing_keys(ctx.src.table, pk, keys))}
+        missing = [k for k in keys if k not in found]
+        if missing and delete_them:
+            with ctx.local.begin() as conn:
+                conn.execute(delete(target).where(keys_in(target, pk, missing)))
+        gone += len(missing)
+        after = keys[-1]
+        ctx.report()
+        if len(keys) < ctx.spec.batch_size:
+            return gone

@@ -1,0 +1,68 @@
+"""One sync of one table: choose full load or incremental pass, then reconcile deletes."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from syncd.engine.checkpoint import Checkpoint, clear_checkpoint, decode_value, load_checkpoint
+from syncd.engine.connect import translated_errors
+from syncd.engine.context import SyncContext
+from syncd.engine.full import full_load, staging_name
+from syncd.engine.incremental import incremental_pass
+from syncd.engine.reconcile import reconcile_deletes
+from syncd.engine.schema import reflect_local, reflect_source
+from syncd.engine.spec import Progress, ProgressCallback, SyncResult, TableSync
+
+
+def sync_table(
+    spec: TableSync, source: Engine, local: Engine, *, full_refresh: bool = False,
+    progress: Progress | None = None, on_progress: ProgressCallback | None = None,
+) -> SyncResult:
+    """Bring the local table in step with the source table and return what was done.
+
+    ``progress`` is updated in place after every committed batch, so a caller still
+    knows the counts of a run that failed half-way.
+    """
+    progress = progress or Progress()
+    src = reflect_source(spec, source)
+    ctx = SyncContext(spec, source, local, src, progress, on_progress)
+    with translated_errors("local database"):
+        point = _prepare(ctx, full_refresh)
+        cursor_type = src.table.c[spec.cursor].type if spec.cursor else None
+        before = point.cursor if point and point.phase == "incremental" else None
+        progress.cursor_before = decode_value(before, cursor_type)
+        progress.cursor = progress.cursor_before
+        did_full = False
+        if spec.mode == "full" or point is None or point.phase != "incremental" \
+                or not _target_exists(ctx):
+            full_load(ctx, point)
+            did_full = True
+        else:
+            incremental_pass(ctx, point)
+        if spec.deletes == "reconcile" and not did_full:
+            reconcile_deletes(ctx)
+    return SyncResult(
+        rows_read=progress.rows_read, rows_inserted=progress.rows_inserted,
+        rows_updated=progress.rows_updated, rows_deleted=progress.rows_deleted,
+        cursor_before=progress.cursor_before,
+        cursor_after=decode_value(progress.cursor, cursor_type) if spec.cursor else None,
+        full_load=did_full, resumed=bool(point and point.phase == "full"),
+        warnings=dict(progress.warnings),
+    )
+
+
+def _prepare(ctx: SyncContext, full_refresh: bool) -> Checkpoint | None:
+    """The job's checkpoint; a full refresh forgets it and drops a half-done staging table."""
+    with ctx.local.begin() as conn:
+        if full_refresh:
+            clear_checkpoint(conn, ctx.spec.job)
+            stale = reflect_local(conn, staging_name(ctx.spec.target))
+            if stale is not None:
+                stale.drop(conn)
+            return None
+        return load_checkpoint(conn, ctx.spec.job)
+
+
+def _target_exists(ctx: SyncContext) -> bool:
+    with ctx.local.connect() as conn:
+        return reflect_local(conn, ctx.spec.target) is not None
