@@ -73,7 +73,7 @@ def encode_value(value: Any) -> Any:
 
 def decode_value(value: Any, type_: sqltypes.TypeEngine[Any] | None) -> Any:
     """Turn a JSON value back into the Python type of the column it came from."""
-    if value is None or type_ is None:
+    if value is None or type_ is None or not isinstance(value, str):
         return value
     if isinstance(type_, sqltypes.DateTime):
         return datetime.fromisoformat(value)
