@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any, Mapping
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -67,6 +68,12 @@ class Config:
         self.REMEMBER_COOKIE_HTTPONLY = True
         # Longest allowed run; the broker's redelivery window is set above it.
         self.SYNCD_MAX_RUN_SECONDS = int(env.get("SYNCD_MAX_RUN_SECONDS", str(6 * 3600)))
+        # Celery (see celery_settings): syncd's queue, beat's state file, housekeeping period.
+        self.SYNCD_QUEUE = env.get("SYNCD_QUEUE", "syncd")
+        self.SYNCD_BEAT_SCHEDULE_FILE = env.get(
+            "SYNCD_BEAT_SCHEDULE_FILE", str(var_dir / "celerybeat-schedule")
+        )
+        self.SYNCD_HOUSEKEEPING_SECONDS = float(env.get("SYNCD_HOUSEKEEPING_SECONDS", "60"))
         for key, value in overrides.items():
             setattr(self, key, value)
         if "SESSION_COOKIE_SECURE" not in overrides:
@@ -76,3 +83,39 @@ class Config:
     def as_dict(self) -> dict[str, object]:
         """Upper-case settings, for ``app.config.from_mapping``."""
         return {k: v for k, v in vars(self).items() if k.isupper()}
+
+
+def celery_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Celery's own settings from syncd's (CELERY_BROKER_URL -> broker_url, ...).
+
+    Runs are acknowledged late, one at a time per worker process, on syncd's own
+    queue; a Redis broker redelivers an unacknowledged message only after a
+    visibility timeout longer than the longest allowed run (RabbitMQ's
+    equivalent, consumer_timeout, is set in rabbitmq.conf: see the README).
+    """
+    max_run = int(settings["SYNCD_MAX_RUN_SECONDS"])
+    broker_url = str(settings["CELERY_BROKER_URL"])
+    scheme = broker_url.split("://", 1)[0].lower()
+    transport_options: dict[str, Any] = {}
+    if scheme in {"redis", "rediss", "sentinel"}:
+        transport_options["visibility_timeout"] = max_run + 600
+    elif scheme == "sqla+sqlite":
+        # kombu's SQLAlchemy transport hands these to create_engine(); it never redelivers.
+        transport_options["connect_args"] = {"timeout": 60}
+    return {
+        "broker_url": broker_url,
+        "result_backend": settings.get("CELERY_RESULT_BACKEND") or None,
+        "task_ignore_result": True,
+        "task_default_queue": settings["SYNCD_QUEUE"],
+        "task_acks_late": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": max_run,
+        "task_time_limit": max_run + 60,
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "beat_scheduler": "beat_schedule:JobsScheduler",
+        "beat_schedule_filename": str(settings["SYNCD_BEAT_SCHEDULE_FILE"]),
+        "beat_max_loop_interval": 5,  # beat also notices edits of the jobs file
+        "timezone": "UTC",
+        "enable_utc": True,
+    }

@@ -1,6 +1,13 @@
-"""Celery bound to the Flask app (Flask's "Background Tasks with Celery" pattern)."""
+"""Celery bound to the Flask app (Flask's "Background Tasks with Celery" pattern).
+
+Settings come from the Flask config through ``config.celery_settings``; every
+task runs inside an app context, so it reaches the local database through
+``syncd.get_state()``. The worker entry is ``syncd.worker``.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from celery import Celery, Task
 from flask import Flask
@@ -8,6 +15,7 @@ from flask import Flask
 
 def celery_init_app(app: Flask) -> Celery:
     """Create the Celery app for ``app``; every task runs inside an app context."""
+    from config import celery_settings
 
     class FlaskTask(Task):  # type: ignore[misc]
         def __call__(self, *args: object, **kwargs: object) -> object:
@@ -15,12 +23,15 @@ def celery_init_app(app: Flask) -> Celery:
                 return self.run(*args, **kwargs)
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
-    celery_app.conf.update(
-        broker_url=app.config["CELERY_BROKER_URL"],
-        result_backend=app.config.get("CELERY_RESULT_BACKEND"),
-        task_ignore_result=True,
-        broker_connection_retry_on_startup=True,
-    )
+    celery_app.conf.update(celery_settings(app.config))
     celery_app.set_default()
+    celery_app.flask_app = app  # type: ignore[attr-defined]  # for beat's JobsScheduler
     app.extensions["celery"] = celery_app
+    import syncd.tasks  # noqa: F401  (registers the shared tasks on this app)
+
     return celery_app
+
+
+def flask_app_of(celery_app: Celery) -> Any:
+    """The Flask app a Celery app was created for by ``celery_init_app``."""
+    return celery_app.flask_app  # type: ignore[attr-defined]

@@ -1,0 +1,124 @@
+"""Celery beat's schedule, built from the jobs file.
+
+One entry per scheduled job (cron or interval, UTC) sends ``syncd.sync`` with
+the job's name; each message expires when the job's next tick is due, so a
+backlog never piles up while no worker is consuming. A housekeeping entry marks
+runs of dead workers ``abandoned``.
+
+``JobsScheduler`` is beat's scheduler (``beat_scheduler`` in config.py): it
+builds the schedule when beat starts and again whenever the jobs file changes.
+A jobs file that does not validate is logged as an error and scheduled nothing
+(at start) or left the previous schedule in place (on a later edit).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from celery.beat import PersistentScheduler
+
+from syncd.engine.errors import ConfigError
+from syncd.tasks import HOUSEKEEPING_TASK, SYNC_TASK, time_limits
+
+log = logging.getLogger("syncd.beat")
+
+HOUSEKEEPING_ENTRY = "syncd-housekeeping"
+RELOAD_EVERY = 5.0  # seconds between checks of the jobs file for changes
+
+
+def entry_name(job: str) -> str:
+    """The beat entry of a job."""
+    return f"sync-{job}"
+
+
+def expires_after(schedule: Any, now: datetime | None = None) -> float:
+    """Seconds a tick may wait for a worker: until the job's next tick is due."""
+    if schedule.interval is not None:
+        return max(1.0, schedule.interval.total_seconds())
+    first = schedule.next_after(now or datetime.now(timezone.utc))
+    return max(1.0, (schedule.next_after(first) - first).total_seconds())
+
+
+def housekeeping_entry(every_seconds: float) -> dict[str, Any]:
+    """The entry that marks runs of dead workers abandoned."""
+    return {
+        "task": HOUSEKEEPING_TASK,
+        "schedule": timedelta(seconds=every_seconds),
+        "options": {"expires": max(1.0, every_seconds)},
+    }
+
+
+def build_beat_schedule(jobs: Any, housekeeping_seconds: float, max_run_seconds: float,
+                        now: datetime | None = None) -> dict[str, dict[str, Any]]:
+    """Celery's ``beat_schedule`` for a validated jobs file (jobs without schedule: none)."""
+    entries: dict[str, dict[str, Any]] = {}
+    for job in jobs.jobs.values():
+        if job.schedule is None:
+            continue
+        entries[entry_name(job.name)] = {
+            "task": SYNC_TASK,
+            "schedule": job.schedule.celery_schedule(),
+            "kwargs": {"job": job.name},
+            "options": {
+                "expires": expires_after(job.schedule, now),
+                **time_limits(job, max_run_seconds),
+            },
+        }
+    entries[HOUSEKEEPING_ENTRY] = housekeeping_entry(housekeeping_seconds)
+    return entries
+
+
+class JobsScheduler(PersistentScheduler):  # type: ignore[misc]
+    """Beat's scheduler: the entries of the jobs file, reloaded when the file changes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._jobs_mtime: int | None = None
+        self._next_check = 0.0
+        super().__init__(*args, **kwargs)
+
+    def setup_schedule(self) -> None:
+        Path(self.schedule_filename).parent.mkdir(parents=True, exist_ok=True)
+        # Set before the persistent store is merged, so entries keep their last run time.
+        self.app.conf.beat_schedule = self.jobs_schedule(starting=True)
+        super().setup_schedule()
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        if time.monotonic() >= self._next_check:
+            schedule = self.jobs_schedule()
+            if schedule is not None:
+                self.merge_inplace(schedule)
+        return super().tick(*args, **kwargs)  # type: ignore[no-any-return]
+
+    def jobs_schedule(self, starting: bool = False) -> dict[str, dict[str, Any]] | None:
+        """The schedule of the jobs file, or None if it did not change since it was read."""
+        from syncd import get_state
+        from syncd.celery_app import flask_app_of
+
+        self._next_check = time.monotonic() + RELOAD_EVERY
+        state = get_state(flask_app_of(self.app))
+        config = state.config
+        try:
+            mtime: int | None = Path(config.SYNCD_JOBS_FILE).stat().st_mtime_ns
+        except OSError:
+            mtime = None
+        if not starting and mtime == self._jobs_mtime:
+            return None
+        self._jobs_mtime = mtime
+        try:
+            jobs = state.jobs()
+        except ConfigError as exc:
+            if not starting:
+                log.error("beat: jobs file rejected, keeping the previous schedule: %s", exc)
+                return None
+            log.error("beat: jobs file rejected, no sync is scheduled until it is fixed: %s", exc)
+            return {HOUSEKEEPING_ENTRY: housekeeping_entry(config.SYNCD_HOUSEKEEPING_SECONDS)}
+        scheduled = [f"{j.name} ({j.schedule.describe()})"
+                     for j in jobs.jobs.values() if j.schedule is not None]
+        log.info("beat: %d job(s) scheduled from %s%s", len(scheduled), jobs.path,
+                 ": " + ", ".join(scheduled) if scheduled else "")
+        return build_beat_schedule(
+            jobs, config.SYNCD_HOUSEKEEPING_SECONDS, config.SYNCD_MAX_RUN_SECONDS)

@@ -1,0 +1,14 @@
+"""The Celery entry: ``celery -A syncd.worker worker`` and ``celery -A syncd.worker beat``.
+
+Like ``make_celery.py`` of Flask's Celery guide, this is the one module that
+builds the app when it is imported: Celery's command imports it by name. All
+settings come from the environment (config.py) and the jobs file; the worker
+consumes syncd's queue (SYNCD_QUEUE, default "syncd") without ``-Q``.
+"""
+
+from __future__ import annotations
+
+from syncd import create_app
+
+flask_app = create_app()
+app = flask_app.extensions["celery"]
