@@ -1,0 +1,116 @@
+"""Run history queries for the pages and the API: filters and keyset paging.
+
+Pages go by run id (newest first): ``before=<id>`` gives the next older page,
+``after=<id>`` the next newer one. Each page is one indexed range scan on
+``(job, id)``, ``(job, status, id)`` or ``(job, trigger, id)``, however many
+runs the job has; there is no OFFSET and no COUNT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import defer
+
+from syncd import SyncdState
+from syncd.models import SyncRun
+
+PAGE_SIZE = 50
+MAX_LIMIT = 1000
+ACTIVE = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs: of one job (or all), one status, one trigger, one page."""
+
+    job: str | None = None
+    status: str | None = None
+    trigger: str | None = None
+    before: int | None = None  # only runs with a smaller id (older)
+    after: int | None = None  # only runs with a larger id (newer)
+    limit: int = PAGE_SIZE
+
+
+@dataclass
+class RunPage:
+    """One page of runs, newest first, with the ids to page from."""
+
+    runs: list[SyncRun] = field(default_factory=list)
+    older_than: int | None = None  # pass as before= for the next older page
+    newer_than: int | None = None  # pass as after= for the next newer page
+
+
+def _filtered(query: Select, f: RunFilter) -> Select:  # type: ignore[type-arg]
+    if f.job is not None:
+        query = query.where(SyncRun.job == f.job)
+    if f.status is not None:
+        query = query.where(SyncRun.status == f.status)
+    if f.trigger is not None:
+        query = query.where(SyncRun.trigger == f.trigger)
+    return query
+
+
+def runs_query(f: RunFilter) -> Select:  # type: ignore[type-arg]
+    """The runs of ``f``'s page plus one (to tell if there is more), tracebacks deferred."""
+    query = _filtered(select(SyncRun).options(defer(SyncRun.traceback)), f)
+    if f.after is not None:
+        query = query.where(SyncRun.id > f.after).order_by(SyncRun.id.asc())
+    else:
+        if f.before is not None:
+            query = query.where(SyncRun.id < f.before)
+        query = query.order_by(SyncRun.id.desc())
+    return query.limit(f.limit + 1)
+
+
+def neighbour_query(f: RunFilter, run_id: int, newer: bool) -> Select:  # type: ignore[type-arg]
+    """One id of a run newer (or older) than ``run_id`` under the same filters."""
+    query = _filtered(select(SyncRun.id), f)
+    query = query.where(SyncRun.id > run_id if newer else SyncRun.id < run_id)
+    return query.limit(1)
+
+
+def run_page(state: SyncdState, f: RunFilter) -> RunPage:
+    """One page of runs, newest first."""
+    with state.sessions() as session:
+        runs = list(session.scalars(runs_query(f)))
+        more = len(runs) > f.limit
+        runs = runs[: f.limit]
+        if f.after is not None:
+            runs.reverse()
+        page = RunPage(runs=runs)
+        if not runs:
+            return page
+        going_back = f.after is None
+        has_older = more if going_back else session.scalar(
+            neighbour_query(f, runs[-1].id, newer=False)) is not None
+        has_newer = (more if not going_back else session.scalar(
+            neighbour_query(f, runs[0].id, newer=True)) is not None)
+        page.older_than = runs[-1].id if has_older else None
+        page.newer_than = runs[0].id if has_newer else None
+        return page
+
+
+def active_run_query(job: str) -> Select:  # type: ignore[type-arg]
+    """The newest queued or running run of ``job``."""
+    return (select(SyncRun.id).where(SyncRun.job == job, SyncRun.status.in_(ACTIVE))
+            .order_by(SyncRun.id.desc()).limit(1))
+
+
+def active_run(state: SyncdState, job: str) -> int | None:
+    """The id of ``job``'s run in progress (queued or running), or None."""
+    with state.sessions() as session:
+        return session.scalar(active_run_query(job))
+
+
+def has_runs(state: SyncdState, job: str) -> bool:
+    """True if ``job`` has any run in the history."""
+    with state.sessions() as session:
+        return session.scalar(select(SyncRun.id).where(SyncRun.job == job).limit(1)) is not None
+
+
+def get_run(state: SyncdState, run_id: int) -> SyncRun | None:
+    """The run ``run_id`` with its traceback, or None."""
+    with state.sessions() as session:
+        return session.get(SyncRun, run_id)

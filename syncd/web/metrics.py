@@ -1,0 +1,156 @@
+"""Prometheus metrics built from ``syncd_runs`` at scrape time.
+
+The history is the source of truth (runs happen in worker processes, not in
+the web process), so a custom collector reads it on each scrape: three grouped
+queries and one indexed lookup per job. Nothing secret: job names, modes,
+schedules, counts and times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+from sqlalchemy import Float, case, func, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+from syncd import SyncdState
+from syncd.engine.errors import ConfigError
+from syncd.models import FINISHED, SyncRun, utcnow
+from syncd.status import last_successes, paused_jobs
+
+BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
+ROW_KINDS = ("read", "inserted", "updated", "deleted")
+ACTIVE = ("queued", "running")
+
+
+class seconds_between(FunctionElement[float]):  # noqa: N801  (reads like a SQL function)
+    """Seconds from the first timestamp to the second, in the local database's dialect."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"((julianday({end}) - julianday({start})) * 86400.0)"
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_postgresql(element: Any, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"EXTRACT(EPOCH FROM ({end} - {start}))"
+
+
+@compiles(seconds_between, "mysql")
+def _seconds_mysql(element: Any, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"(TIMESTAMPDIFF(MICROSECOND, {start}, {end}) / 1000000.0)"
+
+
+def runs_by_status_query() -> Any:
+    """Per job and status: runs and the sums of their row counts."""
+    return select(
+        SyncRun.job, SyncRun.status, func.count(),
+        *(func.coalesce(func.sum(getattr(SyncRun, f"rows_{k}")), 0) for k in ROW_KINDS),
+    ).group_by(SyncRun.job, SyncRun.status)
+
+
+def durations_query() -> Any:
+    """Per job: finished runs that started, the sum of their durations, and bucket counts."""
+    duration = seconds_between(SyncRun.started_at, SyncRun.finished_at)
+    return select(
+        SyncRun.job, func.count(), func.coalesce(func.sum(duration), 0.0),
+        *(func.sum(case((duration <= b, 1), else_=0)) for b in BUCKETS),
+    ).where(
+        SyncRun.status.in_(FINISHED), SyncRun.started_at.is_not(None),
+        SyncRun.finished_at.is_not(None),
+    ).group_by(SyncRun.job)
+
+
+class RunsCollector(Collector):
+    """Reads the run history on each scrape."""
+
+    def __init__(self, state: SyncdState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._jobs()
+        yield from self._runs()
+        yield from self._durations()
+
+    def _jobs(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily("syncd_job_info", "Jobs of the jobs file (value 1).",
+                                 labels=["job", "mode", "schedule"])
+        paused = GaugeMetricFamily("syncd_job_paused", "1 if the job's schedule is paused.",
+                                   labels=["job"])
+        last = GaugeMetricFamily("syncd_job_last_success_timestamp_seconds",
+                                 "When the job's last successful run finished (Unix time).",
+                                 labels=["job"])
+        since = GaugeMetricFamily("syncd_job_seconds_since_last_success",
+                                  "Seconds since the job's last successful run finished.",
+                                  labels=["job"])
+        valid = GaugeMetricFamily("syncd_jobs_file_valid", "1 if the jobs file validates.")
+        try:
+            specs = self.state.jobs().jobs
+            valid.add_metric([], 1)
+        except ConfigError:
+            specs = {}
+            valid.add_metric([], 0)
+        names = sorted(specs)
+        stopped = paused_jobs(self.state)
+        successes = last_successes(self.state, names)
+        now = utcnow()
+        for name in names:
+            spec = specs[name]
+            info.add_metric([name, spec.mode, spec.schedule.text if spec.schedule else ""], 1)
+            paused.add_metric([name], 1 if name in stopped else 0)
+            run = successes.get(name)
+            if run is not None and run.finished_at is not None:
+                last.add_metric([name], run.finished_at.timestamp())
+                since.add_metric([name], (now - run.finished_at).total_seconds())
+        yield from (valid, info, paused, last, since)
+
+    def _runs(self) -> Iterator[Metric]:
+        runs = CounterMetricFamily("syncd_runs", "Finished runs by job and status.",
+                                   labels=["job", "status"])
+        active = GaugeMetricFamily("syncd_runs_active", "Runs queued or running now.",
+                                   labels=["job", "status"])
+        rows = CounterMetricFamily("syncd_rows", "Rows handled by runs, by kind.",
+                                   labels=["job", "kind"])
+        totals: dict[tuple[str, str], int] = {}
+        with self.state.sessions() as session:
+            for job, status, n, *sums in session.execute(runs_by_status_query()):
+                (active if status in ACTIVE else runs).add_metric([job, status], n)
+                for kind, value in zip(ROW_KINDS, sums, strict=True):
+                    totals[(job, kind)] = totals.get((job, kind), 0) + int(value or 0)
+        for (job, kind), value in sorted(totals.items()):
+            rows.add_metric([job, kind], value)
+        yield from (runs, active, rows)
+
+    def _durations(self) -> Iterator[Metric]:
+        hist = HistogramMetricFamily("syncd_run_duration_seconds",
+                                     "Duration of finished runs.", labels=["job"])
+        with self.state.sessions() as session:
+            for job, n, total, *in_bucket in session.execute(durations_query()):
+                buckets = [(str(float(b)), int(c or 0)) for b, c in zip(BUCKETS, in_bucket,
+                                                                       strict=True)]
+                buckets.append(("+Inf", int(n)))
+                hist.add_metric([job], buckets, float(total or 0.0))
+        yield hist
+
+
+def metrics_registry(state: SyncdState) -> CollectorRegistry:
+    """A registry of its own (not the global one), holding the runs collector."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RunsCollector(state))
+    return registry

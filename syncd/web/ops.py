@@ -1,0 +1,47 @@
+"""Operations endpoints, no login: ``/healthz``, ``/readyz``, ``/metrics``."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from syncd import get_state
+from syncd.web.metrics import metrics_registry
+
+bp = Blueprint("ops", __name__)
+log = logging.getLogger(__name__)
+
+
+def _plain(body: str, status: int = 200) -> Response:
+    return Response(body + "\n", status=status, mimetype="text/plain")
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is alive."""
+    return _plain("ok")
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """The local database answers (503 if it does not)."""
+    try:
+        with get_state().engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        log.warning("readyz: local database unreachable: %s", exc)
+        return _plain("local database unreachable", 503)
+    return _plain("ok")
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format, built from the run history at scrape time."""
+    registry = current_app.extensions.get("syncd_metrics")
+    if registry is None:
+        registry = current_app.extensions["syncd_metrics"] = metrics_registry(get_state())
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

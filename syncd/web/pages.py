@@ -1,0 +1,168 @@
+"""The admin pages: dashboard, job history, run detail, and the operator's actions.
+
+Views stay thin: they validate, call the runner or ``enqueue_run`` and render.
+Every action answers at once with a 303 redirect (to the run page for a sync).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from syncd import get_state
+from syncd.engine.errors import ConfigError
+from syncd.jobs import JobsFile, JobSpec
+from syncd.models import FINISHED, RUN_STATUSES, TRIGGERS
+from syncd.web.auth import operator_required, safe_next
+from syncd.web.chart import run_chart
+from syncd.web.dashboard import job_rows
+from syncd.web.history import PAGE_SIZE, RunFilter, active_run, get_run, has_runs, run_page
+
+bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/assets")
+TRUE = {"1", "true", "yes", "on"}
+
+
+def _jobs_file() -> tuple[JobsFile | None, str | None]:
+    """The validated jobs file, or None and the validation message."""
+    try:
+        return get_state().jobs(), None
+    except ConfigError as exc:
+        return None, str(exc)
+
+
+def _job_or_404(name: str) -> JobSpec:
+    jobs, problem = _jobs_file()
+    if jobs is None:
+        abort(409, f"the jobs file does not validate: {problem}")
+    if name not in jobs.jobs:
+        abort(404, f'no job named "{name}"')
+    return jobs.jobs[name]
+
+
+def _choice(arg: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.args.get(arg) or None
+    if value is not None and value not in allowed:
+        abort(400, f"{arg} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _run_id_arg(arg: str) -> int | None:
+    value = request.args.get(arg) or None
+    if value is not None and not value.isdigit():
+        abort(400, f"{arg} must be a run id")
+    return int(value) if value is not None else None
+
+
+@bp.route("/")
+@login_required
+def dashboard() -> str:
+    """All jobs: last run, last success, freshness, schedule, next run, buttons."""
+    jobs, problem = _jobs_file()
+    rows = job_rows(get_state(), jobs.jobs) if jobs is not None else []
+    return render_template("dashboard.html", rows=rows, problem=problem)
+
+
+@bp.route("/jobs/<name>")
+@login_required
+def job(name: str) -> str:
+    """One job's history with filters, keyset paging and a chart."""
+    state = get_state()
+    jobs, problem = _jobs_file()
+    spec = jobs.jobs.get(name) if jobs is not None else None
+    if spec is None and not has_runs(state, name):
+        abort(404, f'no job named "{name}"')
+    limit = min(_run_id_arg("limit") or PAGE_SIZE, 500)
+    f = RunFilter(job=name, status=_choice("status", RUN_STATUSES),
+                  trigger=_choice("trigger", TRIGGERS), before=_run_id_arg("before"),
+                  after=_run_id_arg("after"), limit=limit)
+    page = run_page(state, f)
+    row = job_rows(state, {name: spec})[0] if spec is not None else None
+    return render_template(
+        "job.html", name=name, spec=spec, row=row, page=page, f=f, problem=problem,
+        chart=run_chart(page.runs), statuses=RUN_STATUSES, triggers=TRIGGERS,
+    )
+
+
+@bp.route("/jobs/<name>/resync")
+@operator_required
+def confirm_resync(name: str) -> str:
+    """Ask before a full resync: it resets the checkpoint and reloads the whole table."""
+    spec = _job_or_404(name)
+    return render_template("confirm_resync.html", spec=spec,
+                           active_run_id=active_run(get_state(), name))
+
+
+@bp.route("/jobs/<name>/sync", methods=["POST"])
+@operator_required
+def sync(name: str) -> Response:
+    """Queue a run (form field ``full_refresh``) and go to its page."""
+    from syncd.tasks import BrokerUnavailable, enqueue_run
+
+    _job_or_404(name)
+    state = get_state()
+    full_refresh = request.form.get("full_refresh", "").lower() in TRUE
+    running = active_run(state, name)
+    if running is not None:
+        flash(f"A run of {name} is already in progress (run #{running}); "
+              "no new run was queued.", "warning")
+        return redirect(url_for("pages.run", run_id=running), code=303)
+    try:
+        run_id = enqueue_run(state, name, "manual", full_refresh=full_refresh,
+                             started_by=current_user.username)
+    except BrokerUnavailable as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("pages.job", name=name), code=303)
+    kind = "Full resync" if full_refresh else "Sync"
+    flash(f"{kind} of {name} queued as run #{run_id}.", "info")
+    return redirect(url_for("pages.run", run_id=run_id), code=303)
+
+
+def _set_paused(name: str, paused: bool) -> Response:
+    from syncd.runner import set_paused
+
+    _job_or_404(name)
+    set_paused(get_state(), name, paused, by=current_user.username)
+    flash(f"{name} {'paused: scheduled runs do nothing' if paused else 'resumed'}.", "info")
+    target = request.form.get("next")
+    return redirect(safe_next(target) if target else url_for("pages.job", name=name), code=303)
+
+
+@bp.route("/jobs/<name>/pause", methods=["POST"])
+@operator_required
+def pause(name: str) -> Response:
+    """Pause the job's scheduled runs (manual runs still work)."""
+    return _set_paused(name, True)
+
+
+@bp.route("/jobs/<name>/resume", methods=["POST"])
+@operator_required
+def resume(name: str) -> Response:
+    """Resume the job's scheduled runs."""
+    return _set_paused(name, False)
+
+
+@bp.route("/runs/<int:run_id>")
+@login_required
+def run(run_id: int) -> str:
+    """One run: who and what started it, counts, cursors, live progress, error, traceback."""
+    sync_run = get_run(get_state(), run_id)
+    if sync_run is None:
+        abort(404, f"no run #{run_id}")
+    return render_template("run.html", run=sync_run, finished=sync_run.status in FINISHED)
+
+
+@bp.route("/runs/<int:run_id>/progress")
+@login_required
+def run_progress(run_id: int) -> Any:
+    """The run as JSON, polled by the run page while the run is queued or running."""
+    sync_run = get_run(get_state(), run_id)
+    if sync_run is None:
+        abort(404, f"no run #{run_id}")
+    data = sync_run.to_dict()
+    data["finished"] = sync_run.status in FINISHED
+    return jsonify(data)
+
