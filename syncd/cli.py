@@ -14,6 +14,8 @@ import click
 from sqlalchemy import select
 
 from syncd import SyncdState, create_app, get_state
+from syncd.cli_services import trigger, up
+from syncd.cli_users import tokens, users
 from syncd.engine.errors import ConfigError, SourceUnavailable
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED = 1, 2, 3
@@ -93,7 +95,7 @@ def check(ctx: Context) -> None:
                     problems.append((3, f'source "{source.name}" ({source.masked_url}): {exc}'))
                     break
                 except ConfigError as exc:
-                    problems.append((2, f"{jobs.path}: {exc}"))
+                    problems.append((2, f'{jobs.path}: job "{job.name}": {exc}'))
         finally:
             engine.dispose()
     for _, message in problems:
@@ -141,7 +143,7 @@ def run(ctx: Context, job: str, full_refresh: bool) -> None:
         jobs.job(job)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
-    _check_before_run(jobs.job(job))
+    _check_before_run(jobs.path, jobs.job(job))
     request = RunRequest(job=job, trigger="cli", full_refresh=full_refresh, started_by="cli")
     with terminal_progress(enabled=sys.stdout.isatty()) as hook:
         try:
@@ -156,7 +158,7 @@ def run(ctx: Context, job: str, full_refresh: bool) -> None:
         sys.exit(EXIT_FAILED)
 
 
-def _check_before_run(job: Any) -> None:
+def _check_before_run(path: str, job: Any) -> None:
     """Exit 2, writing nothing, if the job's table or columns are not at the source.
 
     An unreachable source is not decided here: the run records it (with retries).
@@ -169,7 +171,7 @@ def _check_before_run(job: Any) -> None:
     except SourceUnavailable:
         pass
     except ConfigError as exc:
-        fail(f'job "{job.name}": {exc}', EXIT_CONFIG)
+        fail(f'{path}: job "{job.name}": {exc}', EXIT_CONFIG)
     finally:
         engine.dispose()
 
@@ -229,6 +231,12 @@ def pause(ctx: Context, job: str) -> None:
 def resume(ctx: Context, job: str) -> None:
     """Resume a paused job."""
     _set_paused(ctx, job, False)
+
+
+cli.add_command(trigger)
+cli.add_command(up)
+cli.add_command(users)
+cli.add_command(tokens)
 
 
 def main() -> None:

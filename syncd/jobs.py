@@ -295,9 +295,11 @@ def _parse_job(index: int, raw: Any, label: str, sources: dict[str, SourceSpec])
         raise ConfigError(f'{where}: field "table": required, "table" or "schema.table"')
     target = raw.get("target", table.rpartition(".")[2])
     if not isinstance(target, str) or not LOCAL_NAME.match(target) or target.startswith("syncd_"):
+        field = "target" if "target" in raw else "table"
+        hint = "" if "target" in raw else ' (the local table takes this name: set "target")'
         raise ConfigError(
-            f'{where}: field "target": local table name must be letters, digits and "_" '
-            f'(at most 48, not starting with "syncd_"), got {target!r}'
+            f'{where}: field "{field}": local table name must be letters, digits and "_" '
+            f'(at most 48, not starting with "syncd_"), got {target!r}{hint}'
         )
     mode = _choice(raw, "mode", ("incremental", "full"), where)
     cursor = raw.get("cursor")

@@ -1,0 +1,188 @@
+"""The `syncd` command as an operator uses it: exit codes, history, crashes, concurrency."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+import sqlalchemy as sa
+from sample_tables import create_orders, execute, table_rows
+from test_sync import jobs_toml
+
+
+def history(env, *args: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    proc = env.syncd("history", "--json", *args, check=True)
+    return json.loads(proc.stdout)
+
+
+def wait_for(predicate, timeout: float = 60, every: float = 0.02):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not reached in time")
+
+
+def checkpoint_position(local_url: str) -> int:
+    engine = sa.create_engine(local_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            row = conn.exec_driver_sql(
+                "SELECT position FROM syncd_checkpoints WHERE job = 'orders'").first()
+    finally:
+        engine.dispose()
+    return json.loads(row[0])[0] if row and row[0] else 0
+
+
+def test_run_prints_summary_and_history_shows_it(databases, make_env):
+    src, local = databases.sqlite(), databases.postgres()
+    create_orders(src, 40)
+    env = make_env(local, jobs_toml(src))
+    proc = env.syncd("run", "orders")
+    assert proc.returncode == 0, proc.stderr
+    assert "succeeded" in proc.stdout.strip().splitlines()[-1]
+    runs = history(env)
+    assert [(r["job"], r["trigger"], r["status"], r["rows_inserted"]) for r in runs] == [
+        ("orders", "cli", "succeeded", 40)]
+    assert runs[0]["finished_at"].endswith("Z") and runs[0]["duration_s"] >= 0
+    assert table_rows(local, "orders") == table_rows(src, "orders")
+
+
+def test_unknown_job_exits_2_and_writes_nothing(databases, make_env):
+    env = make_env(databases.sqlite(), jobs_toml(databases.sqlite()))
+    proc = env.syncd("run", "nope")
+    assert proc.returncode == 2
+    assert 'no job named "nope"' in proc.stderr
+    assert history(env) == []
+
+
+def test_killed_run_is_abandoned_and_next_run_resumes_from_checkpoint(databases, make_env):
+    src, local = databases.mysql(), databases.postgres()
+    create_orders(src, 100_000, chunk=10_000)
+    env = make_env(local, jobs_toml(src, batch_size=1000))
+    first = env.popen("run", "orders")
+    try:
+        wait_for(lambda: checkpoint_position(local) >= 20_000 or first.poll() is not None)
+        assert first.poll() is None, "the load finished before it could be killed"
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    killed_at = checkpoint_position(local)
+    assert 20_000 <= killed_at < 100_000
+
+    second = env.syncd("run", "orders")
+    assert second.returncode == 0, second.stdout + second.stderr
+    runs = history(env)
+    assert [r["status"] for r in runs] == ["succeeded", "abandoned"]
+    assert runs[0]["rows_read"] <= 100_000 - killed_at  # did not start from zero
+    assert runs[0]["rows_inserted"] == 100_000  # the table the swap made visible
+    assert table_rows(local, "orders") == table_rows(src, "orders")
+
+
+def test_two_runs_of_one_job_one_succeeds_other_exits_3_skipped(databases, make_env):
+    src, local = databases.sqlite(), databases.postgres()
+    create_orders(src, 60_000, chunk=20_000)
+    env = make_env(local, jobs_toml(src, batch_size=500))
+    procs = [env.popen("run", "orders"), env.popen("run", "orders")]
+    try:
+        outputs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 3], outputs
+    loser = outputs[[p.returncode for p in procs].index(3)]
+    assert "skipped" in loser[0]
+    runs = history(env)
+    assert sorted(r["status"] for r in runs) == ["skipped", "succeeded"]
+    skipped = next(r for r in runs if r["status"] == "skipped")
+    assert "another run of this job is in progress" in skipped["error"]
+    assert table_rows(local, "orders") == table_rows(src, "orders")
+
+
+BAD_JOBS = {
+    "unknown key": ('colour = "red"', "colour"),
+    "unknown source": ('source = "nowhere"', '"source"'),
+    "missing cursor": ('cursor = ""', '"cursor"'),
+    "duplicate name": ("DUPLICATE", "duplicate job name"),
+    "bad schedule": ('schedule = "*/5 * * *"', '"schedule"'),
+    "bad cron value": ('schedule = "99 * * * *"', '"schedule"'),
+    "unset variable": ("UNSET", "${SYNCD_TEST_UNSET_PASSWORD}"),
+    "batch size below 1": ("batch_size = 0", '"batch_size"'),
+    "unknown table": ('table = "no_such_table"', '"table"'),
+    "unknown cursor column": ('cursor = "changed"', '"cursor": column "changed"'),
+    "unknown key column": ('primary_key = ["nope"]', '"primary_key"'),
+    "unknown column": ('columns = ["id", "ghost"]', '"columns"'),
+    "hostile table name": ('table = "orders; DROP TABLE orders"', '"table"'),
+    "hostile target": ('target = "x\\"; DROP TABLE orders; --"', '"target"'),
+}
+
+
+def bad_jobs_text(src: str, case: str) -> str:
+    line, _ = BAD_JOBS[case]
+    base = jobs_toml(src)
+    if line == "DUPLICATE":
+        return base + base[base.index("[[jobs]]"):].replace('target', 'x_target')
+    if line == "UNSET":
+        return base.replace(f'url = "{src}"', 'url = "postgresql://u:${SYNCD_TEST_UNSET_PASSWORD}@h/db"')
+    key = line.split(" = ")[0]
+    lines = [ln for ln in base.splitlines() if not ln.startswith(key + " =")]
+    return "\n".join(lines) + "\n" + line + "\n"
+
+
+@pytest.mark.parametrize("case", sorted(BAD_JOBS))
+def test_bad_jobs_file_exits_2_names_the_field_and_writes_nothing(databases, make_env, case):
+    src, local = databases.sqlite(), databases.postgres()
+    create_orders(src, 5)
+    env = make_env(local, bad_jobs_text(src, case))
+    for command in (("check",), ("run", "orders")):
+        proc = env.syncd(*command)
+        assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
+        assert BAD_JOBS[case][1] in proc.stderr, proc.stderr
+        assert "jobs.toml" in proc.stderr, proc.stderr
+    assert history(env) == []
+    engine = sa.create_engine(local)
+    with engine.connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+    engine.dispose()
+    assert not {t for t in tables if not t.startswith("syncd_")}, tables
+
+
+def test_check_reports_unreachable_source_with_exit_3(databases, make_env):
+    env = make_env(databases.sqlite(),
+                   jobs_toml("mysql+pymysql://reader:secret@127.0.0.1:1/crm"))
+    proc = env.syncd("check")
+    assert proc.returncode == 3
+    assert "reader:***@127.0.0.1:1/crm" in proc.stderr
+    assert "secret" not in proc.stderr + proc.stdout
+
+
+def test_pause_and_resume_show_in_jobs(databases, make_env):
+    env = make_env(databases.sqlite(), jobs_toml(databases.sqlite(), schedule="5m"))
+    assert env.syncd("pause", "orders").returncode == 0
+    jobs = json.loads(env.syncd("jobs", "--json", check=True).stdout)
+    assert jobs[0]["paused"] is True and jobs[0]["next_run"] is None
+    assert env.syncd("resume", "orders").returncode == 0
+    jobs = json.loads(env.syncd("jobs", "--json", check=True).stdout)
+    assert jobs[0]["paused"] is False and jobs[0]["next_run"]
+    assert env.syncd("pause", "ghost").returncode == 2
+
+
+def test_history_filters_by_job_and_status(databases, make_env):
+    src = databases.sqlite()
+    create_orders(src, 5)
+    env = make_env(databases.sqlite(), jobs_toml(src))
+    env.syncd("run", "orders", check=True)
+    execute(src, "DROP TABLE orders")
+    assert env.syncd("run", "orders").returncode == 2  # table gone: bad configuration
+    assert [r["status"] for r in history(env, "orders", "--status", "succeeded")] == [
+        "succeeded"]
+    assert history(env, "other") == []
