@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ def expires_after(schedule: Any, now: datetime | None = None) -> float:
     """Seconds a tick may wait for a worker: until the job's next tick is due."""
     if schedule.interval is not None:
         return max(1.0, schedule.interval.total_seconds())
-    first = schedule.next_after(now or datetime.now(timezone.utc))
+    first = schedule.next_after(now or datetime.now(UTC))
     return max(1.0, (schedule.next_after(first) - first).total_seconds())
 
 

@@ -1,0 +1,220 @@
+"""``syncd up``: the embedded all-in-one on one machine.
+
+Runs the migrations, then a Celery worker with embedded beat and the admin web
+app (gunicorn) as child processes, and (with ``--demo``) a demo source that
+keeps changing. The children run in their own process group: the first Ctrl-C
+asks them to stop (a running sync finishes first), the second stops them at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from syncd.engine.errors import ConfigError
+
+STOP_GRACE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """What ``syncd up`` runs, and where the admin page listens."""
+
+    demo: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+    concurrency: int = 2
+
+
+def say(message: str) -> None:
+    """A line from syncd up itself (the children log on their own)."""
+    click.echo(f"syncd up: {message}", err=True)
+
+
+def worker_command(concurrency: int) -> list[str]:
+    """The worker with embedded beat (one process tree, one beat)."""
+    return [sys.executable, "-m", "celery", "-A", "syncd.worker", "worker", "-B",
+            "--loglevel=info", f"--concurrency={concurrency}"]
+
+
+def web_command(host: str, port: int) -> list[str]:
+    """The admin web app under gunicorn."""
+    return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
+            "syncd:create_app()"]
+
+
+def run_up(config: Any, options: UpOptions) -> int:
+    """Run everything until Ctrl-C; the exit code of ``syncd up``."""
+    env = dict(config.ENVIRON)
+    env["SYNCD_VAR_DIR"] = str(config.VAR_DIR)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    writer = None
+    if options.demo:
+        writer = _prepare_demo(config, env)
+    try:
+        code = _prepare(env)
+        if code:
+            return code
+        if _port_taken(options.host, options.port):
+            say(f"{options.host}:{options.port} is already in use; choose another with --port")
+            return 1
+        services = Services(env)
+        services.start("worker", worker_command(options.concurrency))
+        services.start("web", web_command(options.host, options.port))
+        if writer is not None:
+            writer.start()  # after the forks: no thread is running while they happen
+        return services.supervise(options.host, options.port)
+    finally:
+        if writer is not None:
+            writer.stop()
+
+
+def _prepare_demo(config: Any, env: dict[str, str]) -> Any:
+    """Create the demo source (once), write demo jobs unless a jobs file exists."""
+    from syncd.demo import DemoWriter, create_demo_source, demo_counts, write_demo_jobs
+
+    demo_dir = Path(config.VAR_DIR) / "demo"
+    source = demo_dir / "shop.sqlite"
+    if create_demo_source(source):
+        counts = ", ".join(f"{n} {t}" for t, n in demo_counts(source).items())
+        say(f"demo: created the shop database {source} ({counts})")
+    jobs_file = Path(config.SYNCD_JOBS_FILE)
+    if jobs_file.exists():
+        say(f"demo: using your jobs file {jobs_file}; the demo shop is {source}")
+    else:
+        jobs_file = write_demo_jobs(demo_dir / "jobs.toml", source)
+        env["SYNCD_JOBS_FILE"] = str(jobs_file)
+        say(f"demo: jobs file {jobs_file} (orders every 10s, customers every 15s, "
+            "products every 30s)")
+    return DemoWriter(source)
+
+
+def _prepare(env: dict[str, str]) -> int:
+    """Validate the jobs file, migrate the local database, create the broker's tables."""
+    from config import Config
+    from syncd import create_app, get_state
+    from syncd.db import upgrade
+
+    app = create_app(Config(environ=env))
+    state = get_state(app)
+    try:
+        try:
+            jobs = state.jobs()
+        except ConfigError as exc:
+            say(f"error: {exc}")
+            if not Path(state.config.SYNCD_JOBS_FILE).exists():
+                say("hint: write a jobs.toml (see jobs.example.toml), or try `syncd up --demo`")
+            return 2
+        upgrade(state.engine)
+        say(f"local database is up to date; {len(jobs.jobs)} job(s) in {jobs.path}")
+        with app.extensions["celery"].connection_for_write() as conn:
+            conn.ensure_connection(max_retries=3)
+            conn.default_channel  # noqa: B018  (the SQLite broker creates its tables here)
+    finally:
+        state.dispose()
+    return 0
+
+
+def _port_taken(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class Services:
+    """Child processes in their own process group, stopped together."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.stopping = threading.Event()
+        self.interrupts = 0
+
+    def start(self, name: str, command: list[str]) -> None:
+        """Start one service; it dies with syncd up (Linux) or is stopped by it."""
+        self.procs[name] = subprocess.Popen(
+            command, env=self.env, process_group=0, preexec_fn=_die_with_parent(),
+        )
+
+    def supervise(self, host: str, port: int) -> int:
+        """Wait for Ctrl-C or a service to die; then stop all. Returns the exit code."""
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            announced, failed = False, None
+            while not self.stopping.is_set():
+                failed = next((n for n, p in self.procs.items() if p.poll() is not None), None)
+                if failed:
+                    say(f"{failed} exited with code {self.procs[failed].returncode}; stopping")
+                    break
+                if not announced and _port_taken(host, port):
+                    announced = True
+                    say(f"admin page: http://{host}:{port}/   (Ctrl-C stops everything)")
+                    say("follow the syncs with: syncd history")
+                self.stopping.wait(0.5)
+            self.stop()
+            return 1 if failed else 0
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self.interrupts += 1
+        if self.interrupts == 1:
+            self.stopping.set()
+        else:
+            say("stopping now")
+            self._signal_all(signal.SIGKILL)
+
+    def stop(self) -> None:
+        """Warm shutdown: a running sync finishes; after the grace period, kill."""
+        if not any(p.poll() is None for p in self.procs.values()):
+            return
+        say("stopping (a running sync finishes first; Ctrl-C again to stop at once)")
+        for proc in self.procs.values():  # the main processes only: Celery's warm shutdown
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while time.monotonic() < deadline and any(p.poll() is None for p in self.procs.values()):
+            time.sleep(0.2)
+        self._signal_all(signal.SIGKILL)
+        for proc in self.procs.values():
+            proc.wait()
+        say("stopped")
+
+    def _signal_all(self, signum: int) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+
+def _die_with_parent() -> Any:
+    """A preexec_fn: the child gets SIGTERM when syncd up dies (Linux only; else None)."""
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return preexec

@@ -1,0 +1,178 @@
+"""A real Celery worker (no eager mode) runs queued syncs: on the embedded SQLite broker and
+on RabbitMQ; a worker killed mid-run leaves an abandoned run that the next run resumes from;
+a source that refuses connections is retried with backoff, then the run fails."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from celery_helpers import (
+    history,
+    job_block,
+    run_by_id,
+    running_services,
+    runs,
+    sqlite_source_jobs,
+    trigger,
+    wait_for,
+)
+from conftest import RABBITMQ_URL, require_service
+from sample_tables import create_orders, execute, table_rows
+
+
+@pytest.fixture
+def services():  # type: ignore[no-untyped-def]
+    """Worker and beat processes of this test, killed at teardown."""
+    yield from running_services()
+
+
+FINISHED = {"succeeded", "failed", "skipped", "abandoned", "cancelled"}
+
+
+def finished_run(local_url: str, run_id: int, timeout: float = 30) -> dict[str, Any]:
+    """Wait for a run to finish; return its history row."""
+    return wait_for(
+        lambda: (r := run_by_id(local_url, run_id)) and r["status"] in FINISHED and r,
+        timeout, lambda: f"run #{run_id} did not finish: {run_by_id(local_url, run_id)}",
+    )
+
+
+def test_worker_on_sqlite_broker_runs_queued_sync(databases, make_env, services):
+    source = databases.sqlite("source")
+    create_orders(source, 2_500)
+    env = make_env(databases.sqlite("local"),
+                   sqlite_source_jobs(source, job_block("orders", batch_size=1000)))
+    services.worker(env)
+
+    run_id = trigger(env, "orders")
+
+    run = finished_run(env.local_url, run_id)
+    assert run["status"] == "succeeded", run
+    assert run["trigger"] == "cli"
+    assert run["rows_inserted"] == 2_500
+    assert table_rows(env.local_url, "orders") == table_rows(source, "orders")
+    # what the operator sees: exactly this run, no duplicate from the broker
+    assert [(r["id"], r["status"]) for r in history(env, "orders")] == [(run_id, "succeeded")]
+
+
+def test_worker_on_rabbitmq_runs_queued_sync(databases, make_env, services):
+    require_service("rabbitmq")
+    source = databases.mysql()
+    create_orders(source, 3_000)
+    env = make_env(databases.postgres(),
+                   sqlite_source_jobs(source, job_block("orders", batch_size=1000)))
+    queue = f"syncd-test-{uuid.uuid4().hex[:10]}"
+    env.extra_env.update(CELERY_BROKER_URL=RABBITMQ_URL, SYNCD_QUEUE=queue)
+    try:
+        worker = services.worker(env)
+        assert f".> {queue}" in worker.log  # consumes syncd's queue without -Q
+
+        full = trigger(env, "orders", "--full-refresh")
+        run = finished_run(env.local_url, full)
+        assert run["status"] == "succeeded", run
+        assert run["full_refresh"] is True
+        execute(source, "UPDATE orders SET qty = qty + 1, updated_at = '2030-01-01 00:00:00' "
+                        "WHERE id <= 10")
+        incremental = finished_run(env.local_url, trigger(env, "orders"))
+        assert incremental["status"] == "succeeded", incremental
+        assert incremental["rows_updated"] == 10
+        assert table_rows(env.local_url, "orders") == table_rows(source, "orders")
+    finally:
+        _delete_rabbitmq_queue(queue)
+
+
+def _delete_rabbitmq_queue(queue: str) -> None:
+    from kombu import Connection
+
+    with Connection(RABBITMQ_URL) as conn:
+        channel = conn.channel()
+        channel.queue_delete(queue)
+        channel.exchange_delete(queue)
+
+
+def test_killed_worker_run_is_abandoned_and_next_run_resumes(databases, make_env, services):
+    source = databases.mysql()
+    create_orders(source, 100_000)
+    env = make_env(databases.postgres(),
+                   sqlite_source_jobs(source, job_block("orders", batch_size=1000)))
+    env.extra_env["SYNCD_HOUSEKEEPING_SECONDS"] = "1"
+    worker = services.worker(env)
+    killed = trigger(env, "orders")
+
+    # kill the whole worker (main process and pool) once the first batches are committed
+    wait_for(lambda: _checkpointed(env.local_url), 30, "the run never checkpointed a batch",
+             interval=0.02)
+    worker.kill()
+    run = run_by_id(env.local_url, killed)
+    assert run["status"] == "running", "the kill must land mid-run"
+
+    # housekeeping (beat) notices the dead run once a worker is back
+    services.worker(env)
+    services.beat(env)
+    wait_for(lambda: run_by_id(env.local_url, killed)["status"] == "abandoned", 20,
+             lambda: f"run not abandoned: {run_by_id(env.local_url, killed)}")
+    abandoned = run_by_id(env.local_url, killed)
+    assert "died" in abandoned["error"]
+
+    resumed = finished_run(env.local_url, trigger(env, "orders"), timeout=45)
+    assert resumed["status"] == "succeeded", resumed
+    assert 0 < resumed["rows_read"] < 100_000  # it went on from the checkpoint
+    assert table_rows(env.local_url, "orders") == table_rows(source, "orders")
+    assert [r["status"] for r in runs(env.local_url, "orders")] == ["abandoned", "succeeded"]
+
+
+def _checkpointed(local_url: str) -> bool:
+    engine = sa.create_engine(local_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return bool(conn.execute(sa.text(
+                "SELECT COUNT(*) FROM syncd_checkpoints WHERE job = 'orders' AND position "
+                "IS NOT NULL")).scalar())
+    except sa.exc.ProgrammingError:
+        return False
+    finally:
+        engine.dispose()
+
+
+def test_unreachable_source_is_retried_then_fails(databases, make_env, services):
+    refused = "postgresql+psycopg2://reader:secret@127.0.0.1:1/crm"  # nothing listens on port 1
+    env = make_env(databases.sqlite("local"), sqlite_source_jobs(refused, job_block("orders")))
+    env.extra_env.update(SYNCD_RETRY_ATTEMPTS="3", SYNCD_RETRY_BACKOFF="0.5")
+    services.worker(env)
+
+    run = finished_run(env.local_url, trigger(env, "orders"))
+
+    assert run["status"] == "failed"
+    assert run["attempts"] == 3
+    assert "gave up after 3 attempts" in run["error"]
+    assert "127.0.0.1" in run["error"] or "refused" in run["error"].lower(), run["error"]
+    assert "secret" not in run["error"]
+    # backoff between the attempts: 0.5 s then 1 s, each with jitter of x0.5..x1.5
+    assert run["duration_s"] >= 0.75
+
+
+def test_soft_time_limit_ends_run_as_timed_out(databases, make_env, services):
+    """The worker's soft time limit (the job's timeout) stops a run the runner did not."""
+    source = databases.mysql()
+    create_orders(source, 100_000)
+    env = make_env(databases.sqlite("local"),
+                   sqlite_source_jobs(source, job_block("orders", batch_size=100_000)))
+    services.worker(env)
+    app = env.app()
+    from syncd import get_state
+    from syncd.runner import create_queued_run
+    from syncd.tasks import SYNC_TASK
+
+    state = get_state(app)
+    run_id = create_queued_run(state, "orders", "cli")
+    # one 100k-row batch: the runner checks the timeout only between batches
+    app.extensions["celery"].send_task(SYNC_TASK, kwargs={"run_id": run_id},
+                                       soft_time_limit=0.5, time_limit=30)
+    run = finished_run(env.local_url, run_id)
+    state.dispose()
+    assert run["status"] == "failed", run
+    assert run["error"].startswith("timed out"), run["error"]
+    assert "checkpoint kept" in run["error"]
