@@ -6,26 +6,30 @@ Celery, the web blueprints and the CLI. Nothing runs at import time.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+if TYPE_CHECKING:  # the engine package imports none of these (a test asserts it)
+    from flask import Flask
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
-from syncd.db import make_local_engine, session_factory
-from syncd.jobs import JobsFile, load_jobs
+    from syncd.jobs import JobsFile
 
 
 class SyncdState:
     """What every part of syncd shares: settings, the local engine, sessions, the jobs file."""
 
     def __init__(self, config: Any) -> None:
+        from syncd.db import make_local_engine, session_factory
+
         self.config = config
         self.engine: Engine = make_local_engine(config.SYNCD_DATABASE_URL)
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
 
     def jobs(self) -> JobsFile:
         """Load and validate the jobs file (read anew each call: edits take effect)."""
+        from syncd.jobs import load_jobs
+
         return load_jobs(self.config.SYNCD_JOBS_FILE, self.config.ENVIRON)
 
     def dispose(self) -> None:
@@ -35,6 +39,8 @@ class SyncdState:
 
 def create_app(config: Any = None) -> Flask:
     """Build the syncd Flask app. ``config``: a Config, a dict of overrides, or None."""
+    from flask import Flask
+
     from config import Config
 
     if config is None:

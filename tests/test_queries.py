@@ -1,0 +1,88 @@
+"""Pure query builders and the type map: compiled, no database needed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from syncd.engine.queries import full_scan, incremental_batch, keyset_after
+from syncd.engine.schema import local_type
+
+T = sa.Table("t", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("k2", sa.Integer, primary_key=True), sa.Column("updated_at", sa.DateTime),
+             sa.Column("v", sa.String(10)))
+
+
+def sql(query: object, dialect: object = None) -> str:
+    compiled = query.compile(dialect=dialect or postgresql.dialect(),  # type: ignore[attr-defined]
+                             compile_kwargs={"literal_binds": True})
+    return " ".join(str(compiled).split())
+
+
+def test_keyset_is_written_out_not_a_row_value_comparison():
+    text = sql(keyset_after([T.c.updated_at, T.c.id], ["2026-01-01", 7]))
+    assert text == ("t.updated_at > '2026-01-01' OR t.updated_at = '2026-01-01' AND t.id > 7")
+
+
+def test_keyset_over_three_columns():
+    text = sql(keyset_after([T.c.updated_at, T.c.id, T.c.k2], [1, 2, 3]))
+    assert text == ("t.updated_at > 1 OR t.updated_at = 1 AND t.id > 2 "
+                    "OR t.updated_at = 1 AND t.id = 2 AND t.k2 > 3")
+
+
+def test_incremental_batch_orders_by_cursor_then_key_and_limits():
+    when = datetime(2026, 1, 1)
+    text = sql(incremental_batch(T, ["id", "v", "updated_at"], "updated_at", ["id"],
+                                 (when, 5), None, 100), mysql.dialect())
+    assert text.endswith("ORDER BY t.updated_at, t.id LIMIT 100")
+    assert "(updated_at, id) >" not in text and "t.updated_at = '2026-01-01 00:00:00'" in text
+
+
+def test_first_incremental_batch_starts_at_lower_bound_inclusive():
+    query = incremental_batch(T, ["id"], "updated_at", ["id"], None, 10, 5)
+    assert "WHERE t.updated_at >= 10 ORDER BY" in sql(query)
+
+
+def test_incremental_batch_without_checkpoint_skips_null_cursors():
+    assert "t.updated_at IS NOT NULL" in sql(incremental_batch(T, ["id"], "updated_at", ["id"],
+                                                               None, None, 5))
+
+
+def test_full_scan_resumes_after_composite_key_without_offset():
+    text = sql(full_scan(T, ["id", "k2", "v"], ["id", "k2"], (3, 4)))
+    assert "WHERE t.id > 3 OR t.id = 3 AND t.k2 > 4 ORDER BY t.id, t.k2" in text
+    assert "OFFSET" not in text and "LIMIT" not in text
+
+
+def test_type_map_keeps_precision_microseconds_and_unsigned_range():
+    decimal = local_type(mysql.DECIMAL(30, 10), "postgresql")
+    assert (decimal.precision, decimal.scale) == (30, 10)  # type: ignore[attr-defined]
+    assert local_type(mysql.DATETIME(fsp=6), "postgresql").compile(
+        dialect=postgresql.dialect()) == "TIMESTAMP(6) WITHOUT TIME ZONE"
+    assert local_type(postgresql.TIMESTAMP(), "mysql").compile(
+        dialect=mysql.dialect()) == "DATETIME(6)"
+    assert local_type(mysql.BIGINT(unsigned=True), "postgresql").compile(
+        dialect=postgresql.dialect()) == "NUMERIC(20, 0)"
+    assert local_type(mysql.INTEGER(unsigned=True), "sqlite").compile(
+        dialect=sqlite.dialect()) == "BIGINT"
+    assert local_type(postgresql.JSONB(), "postgresql").compile(
+        dialect=postgresql.dialect()) == "JSONB"
+    assert local_type(mysql.JSON(), "postgresql").compile(dialect=postgresql.dialect()) == "JSON"
+    assert local_type(postgresql.TEXT(), "mysql").compile(dialect=mysql.dialect()) == "LONGTEXT"
+    assert local_type(postgresql.VARCHAR(), "mysql").compile(dialect=mysql.dialect()) == \
+        "LONGTEXT"
+    assert local_type(postgresql.NUMERIC(), "mysql").compile(
+        dialect=mysql.dialect()) == "NUMERIC(65, 30)"
+
+
+def test_engine_imports_no_framework():
+    code = ("import sys, syncd.engine, syncd.engine.sync, syncd.engine.load;"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('flask', 'celery', 'kombu')"
+            " or m in ('syncd.models', 'syncd.runner', 'syncd.jobs')];"
+            "print(','.join(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
