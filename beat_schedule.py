@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from celery.beat import PersistentScheduler
+from celery.schedules import crontab
 
 from syncd.engine.errors import ConfigError
 from syncd.tasks import HOUSEKEEPING_TASK, SYNC_TASK, time_limits
@@ -39,8 +40,30 @@ def expires_after(schedule: Any, now: datetime | None = None) -> float:
     """Seconds a tick may wait for a worker: until the job's next tick is due."""
     if schedule.interval is not None:
         return max(1.0, schedule.interval.total_seconds())
-    first = schedule.next_after(now or datetime.now(UTC))
-    return max(1.0, (schedule.next_after(first) - first).total_seconds())
+    first, second = cron_fire_times(crontab.from_string(schedule.cron),
+                                    now or datetime.now(UTC))
+    return max(60.0, (second - first).total_seconds())
+
+
+def cron_fire_times(cron: crontab, after: datetime, count: int = 2) -> list[datetime]:
+    """The next ``count`` fire times of ``cron`` (UTC) after ``after``; scans up to 4 years."""
+    times: list[datetime] = []
+    day = after.replace(hour=0, minute=0, second=0, microsecond=0)
+    for _ in range(4 * 366):
+        weekday = (day.weekday() + 1) % 7  # crontab counts days of the week from Sunday
+        if (day.month in cron.month_of_year and day.day in cron.day_of_month
+                and weekday in cron.day_of_week):
+            for hour in sorted(cron.hour):
+                for minute in sorted(cron.minute):
+                    when = day.replace(hour=hour, minute=minute)
+                    if when > after:
+                        times.append(when)
+                        if len(times) == count:
+                            return times
+        day += timedelta(days=1)
+    while len(times) < count:  # fires less than once in 4 years: "rarely" is enough here
+        times.append((times[-1] if times else after) + timedelta(days=4 * 366))
+    return times
 
 
 def housekeeping_entry(every_seconds: float) -> dict[str, Any]:

@@ -95,7 +95,8 @@ def _prepare_demo(config: Any, env: dict[str, str]) -> Any:
         jobs_file = write_demo_jobs(demo_dir / "jobs.toml", source)
         env["SYNCD_JOBS_FILE"] = str(jobs_file)
         say(f"demo: jobs file {jobs_file} (orders every 10s, customers every 15s, "
-            "products every 30s)")
+            "products every 30s); for `syncd jobs` and `syncd trigger` in another shell: "
+            f"export SYNCD_JOBS_FILE={jobs_file}")
     return DemoWriter(source)
 
 
@@ -117,12 +118,25 @@ def _prepare(env: dict[str, str]) -> int:
             return 2
         upgrade(state.engine)
         say(f"local database is up to date; {len(jobs.jobs)} job(s) in {jobs.path}")
+        _first_user(state)
         with app.extensions["celery"].connection_for_write() as conn:
             conn.ensure_connection(max_retries=3)
             conn.default_channel  # noqa: B018  (the SQLite broker creates its tables here)
     finally:
         state.dispose()
     return 0
+
+
+def _first_user(state: Any) -> None:
+    """With no web user yet, create the operator "admin" and print its password once."""
+    try:
+        from syncd.web.accounts import ensure_admin
+    except ImportError:  # the admin app is not installed
+        return
+    password = ensure_admin(state)
+    if password is not None:
+        say(f"created the web user admin with password {password} (shown only now; "
+            "more users: syncd users add NAME --role operator|viewer)")
 
 
 def _port_taken(host: str, port: int) -> bool:
