@@ -92,7 +92,9 @@ class JobLock:
                         text("SELECT pg_advisory_unlock(:k)"), {"k": _pg_key(self.job)}
                     )
                 else:
-                    self._conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": _mysql_name(self.job)})
+                    self._conn.execute(
+                        text("SELECT RELEASE_LOCK(:n)"), {"n": _mysql_name(self.job)}
+                    )
             finally:
                 self._conn.close()
                 self._conn = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -60,7 +60,7 @@ def encode_value(value: Any) -> Any:
     """A cursor or key value as a JSON-able value (datetimes as ISO 8601 text)."""
     if isinstance(value, datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(UTC).replace(tzinfo=None)
         return value.isoformat()
     if isinstance(value, (date, time)):
         return value.isoformat()
@@ -118,7 +118,7 @@ def save_checkpoint(conn: Connection, point: Checkpoint) -> None:
         else json.dumps([encode_value(v) for v in point.position]),
         "load_cursor": dumps(point.load_cursor),
         "staging": point.staging,
-        "updated_at": datetime.now(timezone.utc).replace(tzinfo=None),
+        "updated_at": datetime.now(UTC).replace(tzinfo=None),
     }
     done = conn.execute(
         update(checkpoints).where(checkpoints.c.job == point.job).values(**values)

@@ -7,7 +7,7 @@ MySQL zero dates (which PyMySQL returns as strings) become NULL with a warning.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -57,11 +57,11 @@ class RowConverter:
                 return None
             if isinstance(value, datetime):
                 if value.tzinfo is None and shift:
-                    value = value.replace(tzinfo=tz).astimezone(timezone.utc).replace(tzinfo=None)
+                    value = value.replace(tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
                 elif value.tzinfo is not None and not keep_aware:
-                    value = value.astimezone(timezone.utc).replace(tzinfo=None)
+                    value = value.astimezone(UTC).replace(tzinfo=None)
                 elif value.tzinfo is None and keep_aware:
-                    value = value.replace(tzinfo=timezone.utc)
+                    value = value.replace(tzinfo=UTC)
                 return value
             if isinstance(value, date):
                 return value
