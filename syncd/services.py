@@ -200,20 +200,32 @@ class Services:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while time.monotonic() < deadline and any(p.poll() is None for p in self.procs.values()):
+        while time.monotonic() < deadline and self._running():
             time.sleep(0.2)
         self._signal_all(signal.SIGKILL)
         for proc in self.procs.values():
             proc.wait()
         say("stopped")
 
-    def _signal_all(self, signum: int) -> None:
+    def _running(self) -> bool:
+        """True while any service or a process it started (pool, embedded beat) is alive."""
+        alive = False
         for proc in self.procs.values():
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signum)
-                except ProcessLookupError:
-                    pass
+            proc.poll()
+            try:
+                os.killpg(proc.pid, 0)
+                alive = True
+            except ProcessLookupError:
+                pass
+        return alive
+
+    def _signal_all(self, signum: int) -> None:
+        """Signal every process of every service's group."""
+        for proc in self.procs.values():
+            try:
+                os.killpg(proc.pid, signum)
+            except ProcessLookupError:
+                pass
 
 
 def _die_with_parent() -> Any:
