@@ -103,3 +103,20 @@ def test_time_limits_follow_the_job_timeout():
     Job.timeout = timedelta(minutes=5)
     limits = time_limits(Job, 3600)
     assert 300 < limits["soft_time_limit"] < limits["time_limit"] <= 3600 + 60
+
+
+def test_celery_settings_ack_late_on_syncd_queue_with_redelivery_above_longest_run():
+    from config import Config, celery_settings
+
+    base = {"SYNCD_MAX_RUN_SECONDS": "7200", "SYNCD_VAR_DIR": "/tmp/x", "SYNCD_SECRET_KEY": "k"}
+    redis = celery_settings(Config(environ={**base, "CELERY_BROKER_URL": "redis://r:6379/0"})
+                            .as_dict())
+    assert redis["task_default_queue"] == "syncd"
+    assert redis["task_acks_late"] is True and redis["worker_prefetch_multiplier"] == 1
+    assert redis["broker_transport_options"]["visibility_timeout"] > 7200
+    assert redis["task_soft_time_limit"] == 7200
+    embedded = celery_settings(Config(environ=base).as_dict())
+    assert embedded["broker_url"] == "sqla+sqlite:////tmp/x/broker.sqlite"
+    assert "visibility_timeout" not in embedded["broker_transport_options"]  # not for SQLAlchemy
+    queue = celery_settings(Config(environ={**base, "SYNCD_QUEUE": "q2"}).as_dict())
+    assert queue["task_default_queue"] == "q2"

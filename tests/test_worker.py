@@ -29,6 +29,7 @@ def services():  # type: ignore[no-untyped-def]
     yield from running_services()
 
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
 FINISHED = {"succeeded", "failed", "skipped", "abandoned", "cancelled"}
 
 
@@ -82,6 +83,26 @@ def test_worker_on_rabbitmq_runs_queued_sync(databases, make_env, services):
         assert table_rows(env.local_url, "orders") == table_rows(source, "orders")
     finally:
         _delete_rabbitmq_queue(queue)
+
+
+def test_worker_on_redis_runs_queued_sync(databases, make_env, services):
+    require_service("redis")
+    source = databases.postgres()
+    create_orders(source, 1_000)
+    env = make_env(databases.sqlite("local"), sqlite_source_jobs(source, job_block("orders")))
+    queue = f"syncd-test-{uuid.uuid4().hex[:10]}"
+    env.extra_env.update(CELERY_BROKER_URL=REDIS_URL, SYNCD_QUEUE=queue)
+    try:
+        services.worker(env)
+        run = finished_run(env.local_url, trigger(env, "orders"))
+        assert run["status"] == "succeeded", run
+        assert table_rows(env.local_url, "orders") == table_rows(source, "orders")
+    finally:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        client.delete(queue, f"_kombu.binding.{queue}")
+        client.close()
 
 
 def _delete_rabbitmq_queue(queue: str) -> None:
