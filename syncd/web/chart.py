@@ -14,6 +14,7 @@ from syncd.models import SyncRun
 WIDTH = 720
 PANEL_HEIGHT = 90
 GAP = 1.0
+MIN_SLOTS = 50  # a few runs make narrow bars on the right, not one wide block
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,16 @@ def _panel(label: str, runs: Sequence[SyncRun], value: Callable[[SyncRun], float
            fmt: Callable[[float], str], titles: list[str]) -> Panel:
     values = [value(r) for r in runs]
     top = max((v for v in values if v is not None), default=0.0) or 1.0
-    step = WIDTH / max(len(runs), 1)
+    slots = max(len(runs), MIN_SLOTS)
+    step = WIDTH / slots
     width = max(step - GAP, 1.0)
+    first = slots - len(runs)
     bars = []
     for i, (run, v) in enumerate(zip(runs, values, strict=True)):
         height = 0.0 if v is None else max(PANEL_HEIGHT * v / top, 1.0 if v > 0 else 0.0)
-        bars.append(Bar(run_id=run.id, x=round(i * step, 2), y=round(PANEL_HEIGHT - height, 2),
-                        width=round(width, 2), height=round(height, 2),
+        bars.append(Bar(run_id=run.id, x=round((first + i) * step, 2),
+                        y=round(PANEL_HEIGHT - height, 2), width=round(width, 2),
+                        height=round(height, 2),
                         css=f"bar status-{run.status}", title=titles[i]))
     return Panel(label=label, top_value=fmt(top), bars=bars)
 

@@ -11,7 +11,7 @@ from syncd import SyncdState
 from syncd.jobs import JobSpec, Schedule
 from syncd.models import SyncRun, utcnow
 from syncd.status import last_runs, last_successes, paused_jobs
-from syncd.web.history import active_run_query
+from syncd.web.history import active_run_in
 
 STALE_FACTOR = 2  # data older than this many schedule periods (plus slack) is stale
 STALE_SLACK = timedelta(minutes=1)
@@ -88,7 +88,7 @@ def job_rows(state: SyncdState, specs: dict[str, JobSpec]) -> list[JobRow]:
     for name in names:
         spec = specs[name]
         with state.sessions() as session:
-            active = session.scalar(active_run_query(name))
+            active = active_run_in(session, name)
         rows.append(JobRow(
             spec=spec, paused=name in paused, last_run=last.get(name),
             last_success=success.get(name), active_run_id=active,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, select
-from sqlalchemy.orm import defer
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session, defer
 
 from syncd import SyncdState
 from syncd.models import SyncRun
@@ -92,16 +92,28 @@ def run_page(state: SyncdState, f: RunFilter) -> RunPage:
         return page
 
 
-def active_run_query(job: str) -> Select:  # type: ignore[type-arg]
-    """The newest queued or running run of ``job``."""
-    return (select(SyncRun.id).where(SyncRun.job == job, SyncRun.status.in_(ACTIVE))
-            .order_by(SyncRun.id.desc()).limit(1))
+def active_run_queries(job: str) -> list[Select]:  # type: ignore[type-arg]
+    """The newest queued run and the newest running run of ``job`` (one query each).
+
+    Each is one probe of the ``(job, status, id)`` index; ``status IN (...)
+    ORDER BY id`` would walk all of the job's runs instead.
+    """
+    return [
+        select(func.max(SyncRun.id)).where(SyncRun.job == job, SyncRun.status == status)
+        for status in ACTIVE
+    ]
+
+
+def active_run_in(session: Session, job: str) -> int | None:
+    """The id of ``job``'s newest run in progress (queued or running), or None."""
+    found = [session.scalar(query) for query in active_run_queries(job)]
+    return max((i for i in found if i is not None), default=None)
 
 
 def active_run(state: SyncdState, job: str) -> int | None:
-    """The id of ``job``'s run in progress (queued or running), or None."""
+    """The id of ``job``'s newest run in progress (queued or running), or None."""
     with state.sessions() as session:
-        return session.scalar(active_run_query(job))
+        return active_run_in(session, job)
 
 
 def has_runs(state: SyncdState, job: str) -> bool:

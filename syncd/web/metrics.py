@@ -1,14 +1,19 @@
 """Prometheus metrics built from ``syncd_runs`` at scrape time.
 
 The history is the source of truth (runs happen in worker processes, not in
-the web process), so a custom collector reads it on each scrape: three grouped
-queries and one indexed lookup per job. Nothing secret: job names, modes,
-schedules, counts and times.
+the web process), so a custom collector reads it on each scrape. Finished runs
+never change, so the totals of the settled part of the history (every run up
+to the oldest one still queued or running) are kept between scrapes and only
+newer runs are aggregated again: a scrape stays cheap with a long history.
+Nothing secret: job names, modes, schedules, counts and times.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client.core import (
@@ -57,36 +62,101 @@ def _seconds_mysql(element: Any, compiler: Any, **kw: Any) -> str:
     return f"(TIMESTAMPDIFF(MICROSECOND, {start}, {end}) / 1000000.0)"
 
 
-def runs_by_status_query() -> Any:
-    """Per job and status: runs and the sums of their row counts."""
-    return select(
+def runs_by_status_query(after_id: int, upto_id: int | None) -> Any:
+    """Per job and status: runs and the sums of their row counts, for ids in (after, upto]."""
+    query = select(
         SyncRun.job, SyncRun.status, func.count(),
         *(func.coalesce(func.sum(getattr(SyncRun, f"rows_{k}")), 0) for k in ROW_KINDS),
     ).group_by(SyncRun.job, SyncRun.status)
+    return _id_range(query, after_id, upto_id)
 
 
-def durations_query() -> Any:
+def durations_query(after_id: int, upto_id: int | None) -> Any:
     """Per job: finished runs that started, the sum of their durations, and bucket counts."""
     duration = seconds_between(SyncRun.started_at, SyncRun.finished_at)
-    return select(
+    query = select(
         SyncRun.job, func.count(), func.coalesce(func.sum(duration), 0.0),
         *(func.sum(case((duration <= b, 1), else_=0)) for b in BUCKETS),
     ).where(
         SyncRun.status.in_(FINISHED), SyncRun.started_at.is_not(None),
         SyncRun.finished_at.is_not(None),
     ).group_by(SyncRun.job)
+    return _id_range(query, after_id, upto_id)
+
+
+def _id_range(query: Any, after_id: int, upto_id: int | None) -> Any:
+    query = query.where(SyncRun.id > after_id)
+    return query if upto_id is None else query.where(SyncRun.id <= upto_id)
+
+
+@dataclass
+class Totals:
+    """Aggregates of a stretch of the run history."""
+
+    runs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (job, status)
+    rows: Counter[tuple[str, str]] = field(default_factory=Counter)  # (job, kind)
+    durations: dict[str, list[float]] = field(default_factory=dict)  # job: count, sum, buckets
+
+    def add(self, other: Totals) -> Totals:
+        """A new Totals: self plus other."""
+        out = Totals(self.runs + other.runs, self.rows + other.rows,
+                     {job: list(v) for job, v in self.durations.items()})
+        for job, values in other.durations.items():
+            mine = out.durations.setdefault(job, [0.0] * len(values))
+            out.durations[job] = [a + b for a, b in zip(mine, values, strict=True)]
+        return out
+
+
+def aggregate(session: Any, after_id: int, upto_id: int | None) -> Totals:
+    """Totals of the runs with ids in (after_id, upto_id]."""
+    totals = Totals()
+    for job, status, n, *sums in session.execute(runs_by_status_query(after_id, upto_id)):
+        totals.runs[(job, status)] += n
+        for kind, value in zip(ROW_KINDS, sums, strict=True):
+            totals.rows[(job, kind)] += int(value or 0)
+    for job, n, total, *in_bucket in session.execute(durations_query(after_id, upto_id)):
+        totals.durations[job] = [float(n), float(total or 0.0), *(float(c or 0) for c in in_bucket)]
+    return totals
+
+
+def settled_upto(session: Any) -> int:
+    """The largest id such that every run up to it has finished (two index probes)."""
+    oldest_active = [session.scalar(select(func.min(SyncRun.id)).where(SyncRun.status == s))
+                     for s in ACTIVE]
+    active = [i for i in oldest_active if i is not None]
+    if active:
+        return min(active) - 1
+    return int(session.scalar(select(func.max(SyncRun.id))) or 0)
 
 
 class RunsCollector(Collector):
-    """Reads the run history on each scrape."""
+    """Reads the run history on each scrape, keeping the totals of its settled part."""
 
     def __init__(self, state: SyncdState) -> None:
         self.state = state
+        self._lock = threading.Lock()
+        self._settled_id = 0
+        self._settled = Totals()
+        # Settle only up to what was already settled at the previous scrape, so a run
+        # whose id was taken but whose transaction had not committed yet is not skipped.
+        self._candidate = 0
 
     def collect(self) -> Iterator[Metric]:
         yield from self._jobs()
-        yield from self._runs()
-        yield from self._durations()
+        with self.state.sessions() as session:
+            totals = self._totals(session)
+        yield from self._runs(totals)
+        yield self._durations(totals)
+
+    def _totals(self, session: Any) -> Totals:
+        with self._lock:
+            now_settled = settled_upto(session)
+            upto = min(self._candidate, now_settled)
+            if upto > self._settled_id:
+                self._settled = self._settled.add(aggregate(session, self._settled_id, upto))
+                self._settled_id = upto
+            self._candidate = now_settled
+            return self._settled.add(aggregate(session, self._settled_id, None))
 
     def _jobs(self) -> Iterator[Metric]:
         info = GaugeMetricFamily("syncd_job_info", "Jobs of the jobs file (value 1).",
@@ -120,33 +190,27 @@ class RunsCollector(Collector):
                 since.add_metric([name], (now - run.finished_at).total_seconds())
         yield from (valid, info, paused, last, since)
 
-    def _runs(self) -> Iterator[Metric]:
+    def _runs(self, totals: Totals) -> Iterator[Metric]:
         runs = CounterMetricFamily("syncd_runs", "Finished runs by job and status.",
                                    labels=["job", "status"])
         active = GaugeMetricFamily("syncd_runs_active", "Runs queued or running now.",
                                    labels=["job", "status"])
         rows = CounterMetricFamily("syncd_rows", "Rows handled by runs, by kind.",
                                    labels=["job", "kind"])
-        totals: dict[tuple[str, str], int] = {}
-        with self.state.sessions() as session:
-            for job, status, n, *sums in session.execute(runs_by_status_query()):
-                (active if status in ACTIVE else runs).add_metric([job, status], n)
-                for kind, value in zip(ROW_KINDS, sums, strict=True):
-                    totals[(job, kind)] = totals.get((job, kind), 0) + int(value or 0)
-        for (job, kind), value in sorted(totals.items()):
+        for (job, status), n in sorted(totals.runs.items()):
+            (active if status in ACTIVE else runs).add_metric([job, status], n)
+        for (job, kind), value in sorted(totals.rows.items()):
             rows.add_metric([job, kind], value)
         yield from (runs, active, rows)
 
-    def _durations(self) -> Iterator[Metric]:
+    def _durations(self, totals: Totals) -> Metric:
         hist = HistogramMetricFamily("syncd_run_duration_seconds",
                                      "Duration of finished runs.", labels=["job"])
-        with self.state.sessions() as session:
-            for job, n, total, *in_bucket in session.execute(durations_query()):
-                buckets = [(str(float(b)), int(c or 0)) for b, c in zip(BUCKETS, in_bucket,
-                                                                       strict=True)]
-                buckets.append(("+Inf", int(n)))
-                hist.add_metric([job], buckets, float(total or 0.0))
-        yield hist
+        for job, (n, total, *in_bucket) in sorted(totals.durations.items()):
+            buckets = [(str(float(b)), int(c)) for b, c in zip(BUCKETS, in_bucket, strict=True)]
+            buckets.append(("+Inf", int(n)))
+            hist.add_metric([job], buckets, total)
+        return hist
 
 
 def metrics_registry(state: SyncdState) -> CollectorRegistry:
