@@ -33,6 +33,11 @@ def connect_source(url: str) -> Engine:
     return create_engine(parsed, **kwargs)
 
 
+def is_mysql(engine: Engine) -> bool:
+    """True for a MySQL or MariaDB database."""
+    return engine.dialect.name in ("mysql", "mariadb")
+
+
 def is_transient(error: BaseException) -> bool:
     """True for a refused or lost connection, a lock timeout or a deadlock."""
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:

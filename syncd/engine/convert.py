@@ -18,13 +18,16 @@ from syncd.engine.schema import SourceTable
 from syncd.engine.spec import Progress
 
 Converter = Callable[[Any], Any]
+ZERO_DATE_PREFIX = "0000-00-00"
 
 
 class RowConverter:
     """Converts batches of source rows, counting zero dates in ``progress``."""
 
-    def __init__(self, src: SourceTable, local: Table, source_tz: str, progress: Progress) -> None:
+    def __init__(self, src: SourceTable, local: Table, source_tz: str, progress: Progress,
+                 from_mysql: bool = True) -> None:
         self.progress = progress
+        self.from_mysql = from_mysql
         self.names = list(src.columns)
         tz = ZoneInfo(source_tz)
         self.converters: list[Converter | None] = [
@@ -42,10 +45,13 @@ class RowConverter:
             return _as_text
         return None
 
-    def _dates(self, name: str, source: Any, local: Any, tz: ZoneInfo) -> Converter:
+    def _dates(self, name: str, source: Any, local: Any, tz: ZoneInfo) -> Converter | None:
         keep_aware = bool(getattr(local, "timezone", False))
         shift = isinstance(source, sqltypes.DateTime) and not getattr(source, "timezone", False) \
             and tz.key != "UTC"
+        source_aware = bool(getattr(source, "timezone", False))
+        if not shift and not self.from_mysql and source_aware == keep_aware:
+            return None
         message = f'zero dates in column "{name}" stored as NULL'
         progress = self.progress
 
@@ -69,12 +75,20 @@ class RowConverter:
 
         return convert
 
-    def __call__(self, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
-        """The rows as tuples ready for the writer."""
+    def __call__(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """The rows ready for the writer (lists or tuples, in column order)."""
         if self.identity:
-            return [tuple(row) for row in rows]
-        convs = self.converters
-        return [tuple(c(v) if c is not None else v for c, v in zip(convs, row)) for row in rows]
+            return [tuple(row) for row in rows]  # DBAPI drivers want tuples, not Row objects
+        touched = [(i, c) for i, c in enumerate(self.converters) if c is not None]
+        out = []
+        for row in rows:
+            values = list(row)
+            for i, convert in touched:
+                value = values[i]
+                if value is not None:
+                    values[i] = convert(value)
+            out.append(values)
+        return out
 
 
 def _as_text(value: Any) -> Any:

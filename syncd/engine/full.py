@@ -16,11 +16,18 @@ from typing import Any
 from sqlalchemy import Connection, Table
 
 from syncd.engine.checkpoint import Checkpoint, clear_checkpoint, decode_value, save_checkpoint
-from syncd.engine.connect import translated_errors
+from syncd.engine.connect import is_mysql, translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
 from syncd.engine.load import writer_for
 from syncd.engine.queries import diff_counts, full_scan, max_cursor, row_count
+from syncd.engine.readers import (
+    TextRowFixer,
+    can_read_text,
+    mysql_text_batches,
+    text_to_value,
+    typed_batches,
+)
 from syncd.engine.schema import local_table, pk_name, reflect_local
 
 
@@ -49,18 +56,29 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
     with ctx.local.connect() as conn:
         stage = reflect_local(conn, staging)
     assert stage is not None
-    convert = RowConverter(src, stage, spec.source_timezone, progress)
+    raw_text = can_read_text(ctx.source, ctx.local, spec.source_timezone)
+    if raw_text:
+        convert: Any = TextRowFixer([(n, src.table.c[n].type) for n in src.columns], progress)
+    else:
+        convert = RowConverter(src, stage, spec.source_timezone, progress,
+                               from_mysql=is_mysql(ctx.source))
     pk_index = [src.columns.index(name) for name in src.primary_key]
-    for rows in _prefetch(_read_source(ctx, position)):
+    key_casts = [text_to_value(src.table.c[n].type) if raw_text else _same
+                 for n in src.primary_key]
+    for rows in _prefetch(_read_source(ctx, position, raw_text)):
         last = rows[-1]
-        key = tuple(last[i] for i in pk_index)
+        key = tuple(cast(last[i]) for cast, i in zip(key_casts, pk_index))
         with ctx.local.begin() as conn:
-            writer_for(conn, stage, src.primary_key, src.columns).insert(convert(rows))
+            writer_for(conn, stage, src.primary_key, src.columns, raw_text).insert(convert(rows))
             save_checkpoint(conn, Checkpoint(spec.job, "full", position=key,
                                              load_cursor=load_cursor, staging=staging))
         progress.rows_read += len(rows)
         ctx.report()
     _swap(ctx, stage, load_cursor)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _decode_key(ctx: SyncContext, values: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
@@ -91,15 +109,14 @@ def _create_staging(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
                                          staging=staging))
 
 
-def _read_source(ctx: SyncContext, position: tuple[Any, ...] | None) -> Iterator[list[Any]]:
+def _read_source(ctx: SyncContext, position: tuple[Any, ...] | None,
+                 raw_text: bool) -> Iterator[list[Any]]:
     """Stream the source in primary-key order, ``batch_size`` rows at a time."""
     spec, src = ctx.spec, ctx.src
     query = full_scan(src.table, src.columns, src.primary_key, position)
+    read = mysql_text_batches if raw_text else typed_batches
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
-        result = s.execution_options(stream_results=True, max_row_buffer=spec.batch_size) \
-            .execute(query)
-        for partition in result.partitions(spec.batch_size):
-            yield list(partition)
+        yield from read(s, query, spec.batch_size)
 
 
 def _prefetch(batches: Iterator[list[Any]], depth: int = 2) -> Iterator[list[Any]]:

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 from syncd.engine.checkpoint import Checkpoint, decode_value, save_checkpoint
-from syncd.engine.connect import translated_errors
+from syncd.engine.connect import is_mysql, translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
 from syncd.engine.load import writer_for
@@ -35,7 +35,8 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
         target = reflect_local(conn, spec.target)
         assert target is not None
         target = evolve_local(conn, src, target, spec)
-    convert = RowConverter(src, target, spec.source_timezone, progress)
+    convert = RowConverter(src, target, spec.source_timezone, progress,
+                           from_mysql=is_mysql(ctx.source))
     order = [src.columns.index(spec.cursor)] + [src.columns.index(n) for n in src.primary_key]
     where = f"source table {spec.qualified_table}"
     while True:

@@ -10,6 +10,7 @@ Unchanged rows are never rewritten; ``upsert`` returns (inserted, updated).
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from collections.abc import Callable, Sequence
@@ -108,10 +109,9 @@ class MySQLWriter(_ExecutemanyWriter):
         affected = self._executemany(f"{self.insert_sql} ON DUPLICATE KEY UPDATE {update}", rows)
         inserted = len(rows) - existing
         # Affected rows: 1 per insert, 2 per update, 0 per unchanged row (1 with FOUND_ROWS).
-        from pymysql.constants import CLIENT
-
+        found_rows = self.conn.dialect.loaded_dbapi.constants.CLIENT.FOUND_ROWS
         raw = self.conn.connection.dbapi_connection
-        if getattr(raw, "client_flag", 0) & CLIENT.FOUND_ROWS:
+        if getattr(raw, "client_flag", 0) & found_rows:
             updated = affected - len(rows)
         else:
             updated = (affected - inserted) // 2
@@ -173,6 +173,43 @@ def _copy_json(value: Any) -> str:
     return "\\N" if value is None else _escape(json.dumps(value))
 
 
+def _copy_json_text(value: Any) -> str:
+    """JSON that arrives as its text (raw-text reads) is written as it is."""
+    if value is None:
+        return "\\N"
+    return _escape(value) if type(value) is str else _escape(json.dumps(value))
+
+
+def _copy_number(value: Any) -> str:
+    return "\\N" if value is None else str(value)
+
+
+def _copy_temporal(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    return value if type(value) is str else value.isoformat()  # type: ignore[no-any-return]
+
+
+def _copy_string(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    return _escape(value) if type(value) is str else copy_value(value)
+
+
+def copy_encoder(type_: Any, raw_text: bool = False) -> Callable[[Any], str]:
+    """The COPY encoder for values of a local column type."""
+    if isinstance(type_, sqltypes.JSON):
+        return _copy_json_text if raw_text else _copy_json
+    if isinstance(type_, (sqltypes.Integer, sqltypes.Numeric)) and not isinstance(
+            type_, sqltypes.Boolean):
+        return _copy_number
+    if isinstance(type_, (sqltypes.DateTime, sqltypes.Date, sqltypes.Time)):
+        return _copy_temporal
+    if isinstance(type_, sqltypes.String):
+        return _copy_string
+    return copy_value
+
+
 def copy_text(rows: list[Row], encoders: list[Callable[[Any], str]]) -> io.StringIO:
     """Rows as a COPY text-format buffer."""
     lines = ["\t".join([enc(v) for enc, v in zip(encoders, row)]) for row in rows]
@@ -180,21 +217,65 @@ def copy_text(rows: list[Row], encoders: list[Callable[[Any], str]]) -> io.Strin
     return io.StringIO("\n".join(lines))
 
 
+class _CsvNull(int):
+    """Written by csv as an unquoted \\N: the NULL marker of our COPY CSV (strings are quoted)."""
+
+    def __str__(self) -> str:
+        return "\\N"
+
+
+CSV_NULL = _CsvNull(0)
+
+
+def copy_csv_raw(rows: list[Row], binary: list[int]) -> io.StringIO:
+    """Raw-text rows as a COPY CSV buffer, written by the csv module (in C).
+
+    Every string is quoted; NULL is an unquoted \\N, so NULL, an empty string and
+    the text "\\N" stay apart. Binary values become bytea hex.
+    """
+    out = [row if None not in row else [CSV_NULL if v is None else v for v in row]
+           for row in rows]
+    if binary:
+        out = [list(row) for row in out]
+        for row in out:
+            for i in binary:
+                value = row[i]
+                if type(value) is bytes or type(value) is bytearray:
+                    row[i] = "\\x" + bytes(value).hex()
+    buffer = io.StringIO()
+    csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(out)
+    buffer.seek(0)
+    return buffer
+
+
+_PLAIN_TEXT = (sqltypes.Integer, sqltypes.Numeric, sqltypes.DateTime, sqltypes.Date,
+               sqltypes.Time, sqltypes.String, sqltypes.JSON, sqltypes.Boolean)
+
+
 class PostgresWriter(Writer):
-    def __init__(self, *args: Any) -> None:
+    def __init__(self, *args: Any, raw_text: bool = False) -> None:
         super().__init__(*args)
-        self.encoders: list[Callable[[Any], str]] = [
-            _copy_json if isinstance(self.table.c[name].type, sqltypes.JSON) else copy_value
-            for name in self.columns
-        ]
+        types = [self.table.c[name].type for name in self.columns]
+        self.raw_text = raw_text
+        self.binary = [i for i, t in enumerate(types) if not isinstance(t, _PLAIN_TEXT)]
+        self.encoders = [copy_encoder(t, raw_text) for t in types]
+
+    def _buffer(self, rows: list[Row]) -> io.StringIO:
+        if self.raw_text:
+            return copy_csv_raw(rows, self.binary)
+        return copy_text(rows, self.encoders)
 
     def _copy(self, table_name: str, rows: list[Row]) -> None:
         raw = self.conn.connection.dbapi_connection
         cursor = raw.cursor()  # type: ignore[union-attr]
+        buffer = self._buffer(rows)
+        csv_format = " WITH (FORMAT csv, NULL '\\N')" if self.raw_text else ""
         try:
+            # One read() for the whole batch: every read() needs the GIL back, which a
+            # reader thread may hold for a whole switch interval.
             cursor.copy_expert(
-                f"COPY {self.quote(table_name)} ({self._names(self.columns)}) FROM STDIN",
-                copy_text(rows, self.encoders),
+                f"COPY {self.quote(table_name)} ({self._names(self.columns)}) FROM STDIN"
+                f"{csv_format}", buffer, size=max(len(buffer.getvalue()), 8192),
             )
         finally:
             cursor.close()
@@ -232,11 +313,17 @@ class PostgresWriter(Writer):
 
 
 def writer_for(conn: Connection, table: Table, pk: Sequence[str],
-               columns: Sequence[str]) -> Writer:
-    """The fastest writer for the local database's dialect."""
+               columns: Sequence[str], raw_text: bool = False) -> Writer:
+    """The fastest writer for the local database's dialect.
+
+    ``raw_text``: values are the source's own text (see readers.mysql_text_batches);
+    only the PostgreSQL writer takes them.
+    """
     name = conn.dialect.name
     if name == "postgresql" and conn.dialect.driver == "psycopg2":
-        return PostgresWriter(conn, table, pk, columns)
+        return PostgresWriter(conn, table, pk, columns, raw_text=raw_text)
+    if raw_text:
+        raise ValueError("raw-text rows can only be written to PostgreSQL")
     if name in ("mysql", "mariadb") and conn.dialect.driver == "pymysql":
         return MySQLWriter(conn, table, pk, columns)
     if name == "sqlite":
