@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from syncd import SyncdState
-from syncd.engine import Progress, SyncResult, check_table, connect_source, sync_table
+from syncd.engine import Progress, SyncResult, connect_source, sync_table
 from syncd.engine.errors import ConfigError, RunTimedOut, SyncError
 from syncd.jobs import JobSpec
 from syncd.locks import JobLock
@@ -237,9 +237,7 @@ def _execute(state: SyncdState, spec: JobSpec, run_id: int, request: RunRequest,
         _set_attempt(state, run_id, attempt)
         source = connect_source(spec.source.url)
         try:
-            table = spec.table_sync()
-            check_table(table, source)
-            result = sync_table(table, source, state.engine, full_refresh=full_refresh,
+            result = sync_table(spec.table_sync(), source, state.engine, full_refresh=full_refresh,
                                 progress=progress, on_progress=recorder)
             error = None
             break

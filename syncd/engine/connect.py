@@ -17,9 +17,13 @@ MYSQL_TRANSIENT = {1040, 1053, 1205, 1213, 2002, 2003, 2005, 2006, 2013, 2055}
 
 
 def connect_source(url: str) -> Engine:
-    """An engine on a source database (created lazily: nothing connects yet)."""
+    """An engine on a source database (created lazily: nothing connects yet).
+
+    A small pool keeps one connection for the run's batches; each batch still ends
+    its read transaction when the connection goes back to the pool (rollback).
+    """
     parsed = make_url(url)
-    kwargs: dict[str, object] = {"poolclass": NullPool}
+    kwargs: dict[str, object] = {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True}
     backend = parsed.get_backend_name()
     if backend == "mysql":
         query = dict(parsed.query)
@@ -29,7 +33,7 @@ def connect_source(url: str) -> Engine:
     elif backend == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": 10, "application_name": "syncd"}
     elif backend == "sqlite":
-        kwargs["connect_args"] = {"timeout": 60}
+        kwargs = {"poolclass": NullPool, "connect_args": {"timeout": 60}}
     return create_engine(parsed, **kwargs)
 
 

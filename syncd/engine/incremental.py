@@ -16,7 +16,7 @@ from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
 from syncd.engine.load import writer_for
 from syncd.engine.queries import count_null_cursor, incremental_batch
-from syncd.engine.schema import evolve_local, reflect_local
+from syncd.engine.schema import local_target
 
 
 def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
@@ -32,9 +32,7 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
     best: tuple[Any, ...] | None = None if cursor is None else (cursor, *(position or ()))
     after, lower = _start(ctx, cursor, position)
     with ctx.local.begin() as conn:
-        target = reflect_local(conn, spec.target)
-        assert target is not None
-        target = evolve_local(conn, src, target, spec)
+        target = local_target(conn, src, spec)
     convert = RowConverter(src, target, spec.source_timezone, progress,
                            from_mysql=is_mysql(ctx.source))
     order = [src.columns.index(spec.cursor)] + [src.columns.index(n) for n in src.primary_key]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 
 from syncd.engine.checkpoint import Checkpoint, clear_checkpoint, decode_value, load_checkpoint
 from syncd.engine.connect import translated_errors
@@ -65,4 +65,4 @@ def _prepare(ctx: SyncContext, full_refresh: bool) -> Checkpoint | None:
 
 def _target_exists(ctx: SyncContext) -> bool:
     with ctx.local.connect() as conn:
-        return reflect_local(conn, ctx.spec.target) is not None
+        return bool(inspect(conn).has_table(ctx.spec.target))
