@@ -233,8 +233,8 @@ def copy_csv_raw(rows: list[Row], binary: list[int]) -> io.StringIO:
     Every string is quoted; NULL is an unquoted \\N, so NULL, an empty string and
     the text "\\N" stay apart. Binary values become bytea hex.
     """
-    out = [row if None not in row else [CSV_NULL if v is None else v for v in row]
-           for row in rows]
+    out: list[Any] = [row if None not in row else [CSV_NULL if v is None else v for v in row]
+                      for row in rows]
     if binary:
         out = [list(row) for row in out]
         for row in out:

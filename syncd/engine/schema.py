@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -104,7 +105,7 @@ def check_table(spec: TableSync, source: Engine) -> list[str]:
     return warnings
 
 
-def local_type(type_: sqltypes.TypeEngine[object], local: str) -> sqltypes.TypeEngine[object]:
+def local_type(type_: sqltypes.TypeEngine[Any], local: str) -> sqltypes.TypeEngine[Any]:
     """Portable type of a source column in the ``local`` dialect (postgresql/mysql/sqlite)."""
     unsigned = bool(getattr(type_, "unsigned", False))
     if isinstance(type_, sqltypes.Boolean):
