@@ -241,4 +241,15 @@ cli.add_command(tokens)
 
 def main() -> None:
     """Entry point of the ``syncd`` console script."""
-    cli(prog_name="syncd")
+    from sqlalchemy.exc import DBAPIError
+
+    from syncd.engine.connect import short
+
+    try:
+        cli(prog_name="syncd")
+    except DBAPIError as exc:
+        message = short(exc)
+        hint = ""
+        if "syncd_" in str(exc):
+            hint = " (run `syncd db upgrade` to create syncd's tables)"
+        fail(f"local database: {message}{hint}", EXIT_CONFIG)
