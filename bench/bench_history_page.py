@@ -31,10 +31,11 @@ TRIGGERS = ("schedule", "schedule", "schedule", "manual", "api", "cli")
 
 def insert_runs(state: object, job: str, count: int, chunk: int = 10_000) -> None:
     """``count`` finished runs of ``job``, one a minute, oldest first."""
+    from sqlalchemy import insert
+
     from syncd.models import SyncRun
 
     t0 = datetime(2025, 1, 1, tzinfo=UTC)
-    table = SyncRun.__table__
     for start in range(0, count, chunk):
         rows = []
         for i in range(start, min(start + chunk, count)):
@@ -51,7 +52,7 @@ def insert_runs(state: object, job: str, count: int, chunk: int = 10_000) -> Non
                 "started_by": "beat" if i % 6 < 3 else "alice",
             })
         with state.engine.begin() as conn:  # type: ignore[attr-defined]
-            conn.execute(table.insert(), rows)
+            conn.execute(insert(SyncRun), rows)
 
 
 def analyze(state: object) -> None:
@@ -112,8 +113,10 @@ def main() -> None:
     analyze(state)
 
     client = app.test_client()
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"',
-                      client.get("/login").get_data(as_text=True)).group(1)
+    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"',
+                      client.get("/login").get_data(as_text=True))
+    assert found, "no CSRF token on the login page"
+    token = found.group(1)
     response = client.post("/login", data={"username": "alice", "password": PASSWORD,
                                            "csrf_token": token})
     assert response.status_code == 303, response.status_code

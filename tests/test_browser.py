@@ -36,9 +36,11 @@ ROWS = 500
 pytestmark = pytest.mark.slow
 
 
-def _require_chromium() -> None:
+@pytest.fixture
+def chromium() -> str:
+    """The browser's path; skip locally, fail under CI=true when it is missing."""
     if Path(CHROMIUM).exists() or shutil.which(CHROMIUM):
-        return
+        return CHROMIUM
     message = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
@@ -90,15 +92,14 @@ def web(databases: Any, make_env: Any, services: Any) -> Iterator[dict[str, Any]
     yield {"base": base, "local_url": local_url, "env": env}
 
 
-def test_log_in_sync_now_and_watch_the_run_succeed(web: dict[str, Any]) -> None:
-    _require_chromium()
+def test_log_in_sync_now_and_watch_the_run_succeed(chromium: str, web: dict[str, Any]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     base = web["base"]
     problems: list[str] = []
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1360, "height": 800})
             page.on("console", lambda m: m.type == "error" and problems.append(m.text))

@@ -198,3 +198,10 @@ def test_production_without_secret_key_refuses_to_start(site: Any) -> None:
         create_web_app(Config(environ=env))
     app = create_web_app(Config(environ=dict(env, SYNCD_SECRET_KEY="x" * 40)))
     assert app.config["SECRET_KEY"] == "x" * 40
+    # an app built without the check (create_app) serves nothing but the operations endpoints
+    from syncd import create_app
+
+    unsafe = create_app(Config(environ=env)).test_client()
+    assert unsafe.get("/login").status_code == 503
+    assert unsafe.get("/").status_code == 503
+    assert unsafe.get("/healthz").status_code == 200

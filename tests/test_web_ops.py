@@ -97,6 +97,12 @@ def test_users_add_from_stdin_then_log_in(site: Any) -> None:
     role = site.env.syncd("users", "add", "erin", "--role", "admin", "--password-stdin",
                           input="a long enough secret\n")
     assert role.returncode == 2
+    asked = site.env.syncd("users", "add", "fred", "--role", "operator",
+                           input="typed twice here\ntyped twice here\n", check=True)
+    assert 'user "fred" created (operator)' in asked.stdout
+    assert login(site.client(), "fred", "typed twice here").status_code == 303
+    listed = site.env.syncd("users", "list", check=True).stdout
+    assert "fred" in listed and "operator" in listed and "vic" in listed
 
 
 def test_password_is_stored_hashed(site: Any) -> None:

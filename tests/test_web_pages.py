@@ -227,3 +227,24 @@ def test_durations_in_words(value: float | None, expected: str) -> None:
     from syncd.web.display import words
 
     assert words(value) == expected
+
+
+@pytest.mark.parametrize("f", [
+    {}, {"status": "failed"}, {"trigger": "manual"}, {"before": 500}, {"after": 10},
+])
+def test_history_page_query_walks_an_index_without_sorting(site: Any, f: dict[str, Any]) -> None:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from syncd.web.history import RunFilter, active_run_queries, runs_query
+
+    query = runs_query(RunFilter(job="orders", **f))
+    pg_sql = str(query.compile(dialect=postgresql.dialect()))
+    assert "OFFSET" not in pg_sql.upper() and "traceback" not in pg_sql
+    sql = str(query.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+    with site.state.engine.connect() as conn:
+        for q in (sql, *(str(a.compile(dialect=sqlite.dialect(),
+                                       compile_kwargs={"literal_binds": True}))
+                         for a in active_run_queries("orders"))):
+            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + q))
+            assert "USING INDEX ix_syncd_runs_job" in plan or "USING COVERING INDEX" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan
