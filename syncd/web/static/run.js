@@ -29,6 +29,8 @@
       else if (key === "rows_read" || key === "rows_total") { el.textContent = number(value); }
       else if (key !== "status") { el.textContent = value === null ? "" : value; }
     });
+    var waiting = document.getElementById("run-waiting");
+    if (waiting) { waiting.hidden = run.status !== "queued"; }
     var bar = document.getElementById("run-progress");
     if (bar && run.rows_total) {
       bar.max = run.rows_total;
