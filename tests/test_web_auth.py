@@ -205,3 +205,14 @@ def test_production_without_secret_key_refuses_to_start(site: Any) -> None:
     assert unsafe.get("/login").status_code == 503
     assert unsafe.get("/").status_code == 503
     assert unsafe.get("/healthz").status_code == 200
+
+
+def test_too_many_failed_logins_lock_the_user_name_for_a_while(site: Any) -> None:
+    for _ in range(10):
+        assert login(site.client(), "alice", "not the password").status_code == 200
+    blocked = login(site.client(), "alice", PASSWORD)  # even the right password, for now
+    assert blocked.status_code == 429
+    assert "Too many failed logins" in blocked.get_data(as_text=True)
+    assert login(site.client(), "vic", PASSWORD).status_code == 303  # other users unaffected
+    site.app.extensions["syncd_login_throttle"].window = 0.0  # the window has passed
+    assert login(site.client(), "alice", PASSWORD).status_code == 303
