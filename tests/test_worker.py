@@ -145,6 +145,36 @@ def test_killed_worker_run_is_abandoned_and_next_run_resumes(databases, make_env
     assert [r["status"] for r in runs(env.local_url, "orders")] == ["abandoned", "succeeded"]
 
 
+def test_rabbitmq_redelivers_killed_run_and_a_new_run_resumes(databases, make_env, services):
+    """acks_late on RabbitMQ: the message of a killed worker goes to the next worker."""
+    require_service("rabbitmq")
+    source = databases.mysql()
+    create_orders(source, 100_000)
+    env = make_env(databases.postgres(),
+                   sqlite_source_jobs(source, job_block("orders", batch_size=1000)))
+    queue = f"syncd-test-{uuid.uuid4().hex[:10]}"
+    env.extra_env.update(CELERY_BROKER_URL=RABBITMQ_URL, SYNCD_QUEUE=queue)
+    try:
+        worker = services.worker(env)
+        killed = trigger(env, "orders")
+        wait_for(lambda: _checkpointed(env.local_url), 30, "the run never checkpointed a batch",
+                 interval=0.02)
+        worker.kill()
+        assert run_by_id(env.local_url, killed)["status"] == "running"
+
+        services.worker(env)  # no new trigger: the broker delivers the message again
+        wait_for(lambda: len(runs(env.local_url, "orders")) == 2 and
+                 runs(env.local_url, "orders")[1]["status"] in FINISHED, 45,
+                 lambda: f"no new run after redelivery: {runs(env.local_url)}")
+        dead, resumed = runs(env.local_url, "orders")
+        assert dead["id"] == killed and dead["status"] == "abandoned"
+        assert resumed["status"] == "succeeded" and resumed["trigger"] == "cli"
+        assert 0 < resumed["rows_read"] < 100_000
+        assert table_rows(env.local_url, "orders") == table_rows(source, "orders")
+    finally:
+        _delete_rabbitmq_queue(queue)
+
+
 def _checkpointed(local_url: str) -> bool:
     engine = sa.create_engine(local_url, poolclass=sa.pool.NullPool)
     try:
