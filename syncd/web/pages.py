@@ -75,10 +75,9 @@ def job(name: str) -> str:
     spec = jobs.jobs.get(name) if jobs is not None else None
     if spec is None and not has_runs(state, name):
         abort(404, f'no job named "{name}"')
-    limit = min(_run_id_arg("limit") or PAGE_SIZE, 500)
     f = RunFilter(job=name, status=_choice("status", RUN_STATUSES),
                   trigger=_choice("trigger", TRIGGERS), before=_run_id_arg("before"),
-                  after=_run_id_arg("after"), limit=limit)
+                  after=_run_id_arg("after"), limit=PAGE_SIZE)
     page = run_page(state, f)
     row = job_rows(state, {name: spec})[0] if spec is not None else None
     return render_template(
