@@ -67,10 +67,12 @@ class Schedule:
         return crontab.from_string(self.cron or "")
 
     def next_after(self, when: datetime) -> datetime:
-        """Next fire time after ``when`` (aware, UTC)."""
+        """Next fire time after ``when`` (aware, UTC); for a cron, never before now."""
         if self.interval is not None:
             return when + self.interval
-        return when + crontab.from_string(self.cron or "").remaining_estimate(when)
+        # remaining_estimate() measures from the current time, not from ``when``.
+        now = datetime.now(UTC)
+        return now + crontab.from_string(self.cron or "").remaining_estimate(when)
 
     def describe(self) -> str:
         """The schedule in words."""

@@ -50,7 +50,7 @@ def worker_command(concurrency: int) -> list[str]:
 def web_command(host: str, port: int) -> list[str]:
     """The admin web app under gunicorn."""
     return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
-            "syncd:create_app()"]
+            "syncd.web:create_web_app()"]
 
 
 def run_up(config: Any, options: UpOptions) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from syncd import SyncdState
 from syncd.jobs import JobsFile
@@ -46,12 +46,11 @@ def paused_jobs(state: SyncdState) -> set[str]:
 
 
 def last_scheduled_start(state: SyncdState, name: str) -> datetime | None:
-    """When the job's newest scheduled run was queued or started."""
+    """When the job's newest scheduled run was queued (index (job, trigger, id), no scan)."""
     with state.sessions() as session:
         return session.scalar(
-            select(func.max(SyncRun.queued_at)).where(
-                SyncRun.job == name, SyncRun.trigger == "schedule"
-            )
+            select(SyncRun.queued_at).where(SyncRun.job == name, SyncRun.trigger == "schedule")
+            .order_by(SyncRun.id.desc()).limit(1)
         )
 
 

@@ -81,7 +81,7 @@ def test_systemd_units_run_the_readme_commands():
     web = configparser.ConfigParser(strict=False, interpolation=None)
     web.read(ROOT / "deploy" / "syncd-web.service")
     words = shlex.split(web["Service"]["ExecStart"])
-    assert Path(words[0]).name == "gunicorn" and words[-1] == "syncd:create_app()"
+    assert Path(words[0]).name == "gunicorn" and words[-1] == "syncd.web:create_web_app()"
 
 
 def test_compose_files_it_mounts_exist_and_jobs_file_validates(compose):

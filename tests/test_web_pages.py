@@ -36,7 +36,8 @@ def test_dashboard_shows_each_job_with_last_run_success_schedule_and_rows(site: 
     assert 'href="/jobs/orders"' in row
     assert "status-failed" in row and f"#{failed}" in row
     assert ok_at.strftime("%Y-%m-%d %H:%M:%S") in row  # last success, SYNCD_TIMEZONE=UTC
-    assert "3m ago" in row
+    # A slow machine may take a second or more between writing the run and rendering.
+    assert re.search(r"\b3m( \d{1,2}s)? ago", row), row
     assert "fresh-fresh" in row  # every 5m, succeeded 3 minutes ago
     assert "every 5m" in row and "next:" in row
     assert "Sync now" in row and "Full resync" in row and "Pause" in row
