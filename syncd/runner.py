@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from syncd import SyncdState
 from syncd.engine import Progress, SyncResult, connect_source, sync_table
@@ -150,17 +151,23 @@ def _held_reason(state: SyncdState, job: str) -> str:
     return f"skipped: another run of this job is in progress{which}"
 
 
+def _run_row(session: Session, request: RunRequest, now: datetime) -> SyncRun:
+    """The queued run row of ``request``, or a new row added to ``session``."""
+    run = session.get(SyncRun, request.run_id) if request.run_id is not None else None
+    if run is None:
+        run = SyncRun(job=request.job, trigger=request.trigger,
+                      full_refresh=request.full_refresh, started_by=request.started_by,
+                      queued_at=now)
+        session.add(run)
+    return run
+
+
 def _finish_unstarted(state: SyncdState, request: RunRequest, status: str, message: str,
                       ) -> SyncRun:
     """Record a run that never started: skipped, cancelled, or failed on bad config."""
     now = utcnow()
     with state.sessions.begin() as session:
-        run = session.get(SyncRun, request.run_id) if request.run_id is not None else None
-        if run is None:
-            run = SyncRun(job=request.job, trigger=request.trigger,
-                          full_refresh=request.full_refresh, started_by=request.started_by,
-                          queued_at=now)
-            session.add(run)
+        run = _run_row(session, request, now)
         run.status = status
         run.finished_at = now
         run.error = message
@@ -171,12 +178,7 @@ def _finish_unstarted(state: SyncdState, request: RunRequest, status: str, messa
 def _start(state: SyncdState, request: RunRequest) -> int:
     now = utcnow()
     with state.sessions.begin() as session:
-        run = session.get(SyncRun, request.run_id) if request.run_id is not None else None
-        if run is None:
-            run = SyncRun(job=request.job, trigger=request.trigger,
-                          full_refresh=request.full_refresh, started_by=request.started_by,
-                          queued_at=now)
-            session.add(run)
+        run = _run_row(session, request, now)
         run.status = "running"
         run.started_at = now
         run.heartbeat_at = now
