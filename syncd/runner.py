@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from syncd import SyncdState
 from syncd.engine import Progress, SyncResult, connect_source, sync_table
+from syncd.engine.checkpoint import dumps
 from syncd.engine.errors import ConfigError, RunTimedOut, SyncError
 from syncd.jobs import JobSpec
 from syncd.locks import JobLock
@@ -314,8 +315,6 @@ def _message(error: BaseException) -> str:
 
 
 def _json(value: object) -> str | None:
-    from syncd.engine.checkpoint import dumps
-
     return dumps(value)
 
 
@@ -336,8 +335,3 @@ def describe(run: SyncRun) -> str:
     if run.error:
         line += f" -- {run.error}"
     return line
-
-
-def since(when: datetime | None) -> float | None:
-    """Seconds since ``when`` (aware), or None."""
-    return None if when is None else (utcnow() - when).total_seconds()

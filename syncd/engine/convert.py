@@ -7,7 +7,7 @@ MySQL zero dates (which PyMySQL returns as strings) become NULL with a warning.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -68,9 +68,6 @@ class RowConverter:
                     value = value.astimezone(UTC).replace(tzinfo=None)
                 elif value.tzinfo is None and keep_aware:
                     value = value.replace(tzinfo=UTC)
-                return value
-            if isinstance(value, date):
-                return value
             return value
 
         return convert

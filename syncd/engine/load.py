@@ -173,13 +173,6 @@ def _copy_json(value: Any) -> str:
     return "\\N" if value is None else _escape(json.dumps(value))
 
 
-def _copy_json_text(value: Any) -> str:
-    """JSON that arrives as its text (raw-text reads) is written as it is."""
-    if value is None:
-        return "\\N"
-    return _escape(value) if type(value) is str else _escape(json.dumps(value))
-
-
 def _copy_number(value: Any) -> str:
     return "\\N" if value is None else str(value)
 
@@ -196,10 +189,10 @@ def _copy_string(value: Any) -> str:
     return _escape(value) if type(value) is str else copy_value(value)
 
 
-def copy_encoder(type_: Any, raw_text: bool = False) -> Callable[[Any], str]:
+def copy_encoder(type_: Any) -> Callable[[Any], str]:
     """The COPY encoder for values of a local column type."""
     if isinstance(type_, sqltypes.JSON):
-        return _copy_json_text if raw_text else _copy_json
+        return _copy_json
     if isinstance(type_, (sqltypes.Integer, sqltypes.Numeric)) and not isinstance(
             type_, sqltypes.Boolean):
         return _copy_number
@@ -258,7 +251,7 @@ class PostgresWriter(Writer):
         types = [self.table.c[name].type for name in self.columns]
         self.raw_text = raw_text
         self.binary = [i for i, t in enumerate(types) if not isinstance(t, _PLAIN_TEXT)]
-        self.encoders = [copy_encoder(t, raw_text) for t in types]
+        self.encoders = [] if raw_text else [copy_encoder(t) for t in types]
 
     def _buffer(self, rows: list[Row]) -> io.StringIO:
         if self.raw_text:

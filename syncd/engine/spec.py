@@ -67,9 +67,5 @@ class SyncResult:
     resumed: bool = False
     warnings: dict[str, int] = field(default_factory=dict)
 
-    def warn(self, message: str, count: int = 1) -> None:
-        """Count one more occurrence of a warning message."""
-        self.warnings[message] = self.warnings.get(message, 0) + count
-
 
 ProgressCallback = Callable[[Progress], None]
