@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from celery.schedules import crontab
 from celery_helpers import (
     job_block,
@@ -87,18 +88,27 @@ def test_beat_runs_interval_job_and_not_paused_job(databases, make_env, services
 
 def test_tick_while_job_is_running_is_skipped(databases, make_env, services):
     source = databases.mysql()
-    create_orders(source, 100_000)  # ~3 s to load: longer than the 2 s interval
+    create_orders(source, 1000)
     env = make_env(databases.postgres(), sqlite_source_jobs(
-        source, job_block("orders", schedule="2s", batch_size=1000)))
-    services.worker(env, 2)
-    services.beat(env)
-
-    skipped = wait_for(
-        lambda: [r for r in runs(env.local_url, "orders") if r["status"] == "skipped"], 30,
-        lambda: f"no skipped run: {runs(env.local_url, 'orders')}")
+        source, job_block("orders", schedule="2s", batch_size=100)))
+    # The test blocks the source: with the table write-locked, the first run waits inside
+    # its read (holding the job lock) for as long as the test needs, however fast it is.
+    blocker = sa.create_engine(source, poolclass=sa.pool.NullPool)
+    with blocker.connect() as conn:
+        conn.exec_driver_sql("LOCK TABLES orders WRITE")
+        services.worker(env, 2)
+        services.beat(env)
+        skipped = wait_for(
+            lambda: [r for r in runs(env.local_url, "orders") if r["status"] == "skipped"], 30,
+            lambda: f"no skipped run: {runs(env.local_url, 'orders')}")
+        running = [r for r in runs(env.local_url, "orders") if r["status"] == "running"]
+        assert len(running) == 1, runs(env.local_url, "orders")
+        conn.exec_driver_sql("UNLOCK TABLES")
+    blocker.dispose()
 
     assert skipped[0]["trigger"] == "schedule"
-    assert "another run of this job is in progress" in skipped[0]["error"]
+    assert f"another run of this job is in progress (run #{running[0]['id']})" \
+        in skipped[0]["error"]
     wait_for(lambda: any(r["status"] == "succeeded" for r in runs(env.local_url, "orders")), 30)
     done = [r for r in runs(env.local_url, "orders") if r["started_at"] and r["finished_at"]]
     done.sort(key=lambda r: r["started_at"])
