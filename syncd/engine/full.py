@@ -41,7 +41,7 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
     spec, src, progress = ctx.spec, ctx.src, ctx.progress
     staging = staging_name(spec.target)
     progress.phase = "full"
-    with ctx.local.begin() as conn:
+    with ctx.writing() as conn:
         resume = bool(point and point.phase == "full" and point.staging == staging
                       and reflect_local(conn, staging) is not None)
     if resume:
@@ -68,7 +68,7 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
     for rows in _prefetch(_read_source(ctx, position, raw_text)):
         last = rows[-1]
         key = tuple(cast(last[i]) for cast, i in zip(key_casts, pk_index))
-        with ctx.local.begin() as conn:
+        with ctx.writing() as conn:
             writer_for(conn, stage, src.primary_key, src.columns, raw_text).insert(convert(rows))
             save_checkpoint(conn, Checkpoint(spec.job, "full", position=key,
                                              load_cursor=load_cursor, staging=staging))
@@ -97,7 +97,7 @@ def _start_cursor(ctx: SyncContext) -> Any:
 
 
 def _create_staging(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
-    with ctx.local.begin() as conn:
+    with ctx.writing() as conn:
         old = reflect_local(conn, staging)
         if old is not None:
             old.drop(conn)
@@ -165,7 +165,7 @@ def _swap(ctx: SyncContext, stage: Table, load_cursor: Any) -> None:
     """Count what changed, then replace the local table by the staging table."""
     spec, progress = ctx.spec, ctx.progress
     target_name = spec.target
-    with ctx.local.begin() as conn:
+    with ctx.writing() as conn:
         target = reflect_local(conn, target_name)
         if target is None:
             progress.rows_inserted += conn.execute(row_count(stage)).scalar_one()
@@ -178,7 +178,7 @@ def _swap(ctx: SyncContext, stage: Table, load_cursor: Any) -> None:
     dialect = ctx.local.dialect.name
     if dialect in ("mysql", "mariadb"):
         _swap_mysql(ctx, stage, target is not None)
-    with ctx.local.begin() as conn:
+    with ctx.writing() as conn:
         if dialect not in ("mysql", "mariadb"):
             _swap_transactional(conn, stage.name, target_name, target is not None)
         if spec.mode == "incremental":
@@ -206,6 +206,9 @@ def _swap_mysql(ctx: SyncContext, stage: Table, exists: bool) -> None:
     target = ctx.spec.target
     old = f"{target}__syncd_old"
     with ctx.local.connect() as conn:
+        if ctx.guard is not None:  # MySQL DDL commits by itself: prove ownership just before
+            ctx.guard(conn)
+            conn.commit()
         quote = conn.dialect.identifier_preparer.quote
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(old)}")
         if exists:

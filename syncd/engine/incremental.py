@@ -31,7 +31,7 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
         decode_value(v, t) for v, t in zip(point.position, pk_types))
     best: tuple[Any, ...] | None = None if cursor is None else (cursor, *(position or ()))
     after, lower = _start(ctx, cursor, position)
-    with ctx.local.begin() as conn:
+    with ctx.writing() as conn:
         target = local_target(conn, src, spec)
     convert = RowConverter(src, target, spec.source_timezone, progress,
                            from_mysql=is_mysql(ctx.source))
@@ -45,7 +45,7 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
         if not rows:
             break
         key = tuple(rows[-1][i] for i in order)
-        with ctx.local.begin() as conn:
+        with ctx.writing() as conn:
             inserted, updated = writer_for(conn, target, src.primary_key, src.columns) \
                 .upsert(convert(rows))
             if _ahead(key, best):

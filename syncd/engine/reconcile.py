@@ -55,7 +55,7 @@ def _walk(ctx: SyncContext, target: Table, delete_them: bool) -> int:
             found = {tuple(r) for r in s.execute(existing_keys(ctx.src.table, pk, keys))}
         missing = [k for k in keys if k not in found]
         if missing and delete_them:
-            with ctx.local.begin() as conn:
+            with ctx.writing() as conn:
                 conn.execute(delete(target).where(keys_in(target, pk, missing)))
         gone += len(missing)
         after = keys[-1]

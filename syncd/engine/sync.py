@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, inspect
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, inspect
 
 from syncd.engine.checkpoint import Checkpoint, clear_checkpoint, decode_value, load_checkpoint
 from syncd.engine.connect import translated_errors
@@ -17,15 +19,17 @@ from syncd.engine.spec import Progress, ProgressCallback, SyncResult, TableSync
 def sync_table(
     spec: TableSync, source: Engine, local: Engine, *, full_refresh: bool = False,
     progress: Progress | None = None, on_progress: ProgressCallback | None = None,
+    guard: Callable[[Connection], None] | None = None,
 ) -> SyncResult:
     """Bring the local table in step with the source table and return what was done.
 
     ``progress`` is updated in place after every committed batch, so a caller still
-    knows the counts of a run that failed half-way.
+    knows the counts of a run that failed half-way. ``guard`` runs first in every local
+    transaction that writes (the job-lock fence) and raises to stop the run.
     """
     progress = progress or Progress()
     src = reflect_source(spec, source)
-    ctx = SyncContext(spec, source, local, src, progress, on_progress)
+    ctx = SyncContext(spec, source, local, src, progress, on_progress, guard)
     with translated_errors("local database"):
         point = _prepare(ctx, full_refresh)
         cursor_type = src.table.c[spec.cursor].type if spec.cursor else None
@@ -53,7 +57,7 @@ def sync_table(
 
 def _prepare(ctx: SyncContext, full_refresh: bool) -> Checkpoint | None:
     """The job's checkpoint; a full refresh forgets it and drops a half-done staging table."""
-    with ctx.local.begin() as conn:
+    with ctx.writing() as conn:
         if full_refresh:
             clear_checkpoint(conn, ctx.spec.job)
             stale = reflect_local(conn, staging_name(ctx.spec.target))
