@@ -88,7 +88,8 @@ def check(ctx: Context) -> None:
         try:
             for job in (j for j in jobs.jobs.values() if j.source.name == source.name):
                 try:
-                    for warning in check_table(job.table_sync(), engine):
+                    for warning in check_table(job.table_sync(), engine,
+                                               ctx.state.engine.dialect.name):
                         click.echo(f'warning: job "{job.name}": {warning}')
                     click.echo(f'ok: job "{job.name}" ({source.masked_url} {job.table})')
                 except SourceUnavailable as exc:
@@ -143,7 +144,7 @@ def run(ctx: Context, job: str, full_refresh: bool) -> None:
         jobs.job(job)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
-    _check_before_run(jobs.path, jobs.job(job))
+    _check_before_run(jobs.path, jobs.job(job), ctx.state.engine.dialect.name)
     request = RunRequest(job=job, trigger="cli", full_refresh=full_refresh, started_by="cli")
     with terminal_progress(enabled=sys.stdout.isatty()) as hook:
         try:
@@ -158,7 +159,7 @@ def run(ctx: Context, job: str, full_refresh: bool) -> None:
         sys.exit(EXIT_FAILED)
 
 
-def _check_before_run(path: str, job: Any) -> None:
+def _check_before_run(path: str, job: Any, local: str) -> None:
     """Exit 2, writing nothing, if the job's table or columns are not at the source.
 
     An unreachable source is not decided here: the run records it (with retries).
@@ -167,7 +168,7 @@ def _check_before_run(path: str, job: Any) -> None:
 
     engine = connect_source(job.source.url)
     try:
-        check_table(job.table_sync(), engine)
+        check_table(job.table_sync(), engine, local)
     except SourceUnavailable:
         pass
     except ConfigError as exc:

@@ -34,7 +34,7 @@ SOURCE_KEYS = {"url", "timezone"}
 JOB_KEYS = {
     "name", "source", "table", "target", "mode", "cursor", "primary_key", "columns",
     "schedule", "batch_size", "lookback", "deletes", "max_delete_ratio",
-    "on_schema_change", "timeout",
+    "on_schema_change", "timeout", "on_unrepresentable",
 }
 
 
@@ -100,6 +100,7 @@ class JobSpec:
     max_delete_ratio: float
     on_schema_change: str
     timeout: timedelta | None
+    on_unrepresentable: str = "fail"
 
     def table_sync(self) -> TableSync:
         """The engine's view of this job."""
@@ -119,6 +120,7 @@ class JobSpec:
             max_delete_ratio=self.max_delete_ratio,
             on_schema_change=self.on_schema_change,
             source_timezone=self.source.timezone,
+            on_unrepresentable=self.on_unrepresentable,
         )
 
 
@@ -336,6 +338,7 @@ def _parse_job(index: int, raw: Any, label: str, sources: dict[str, SourceSpec])
         max_delete_ratio=float(ratio),
         on_schema_change=_choice(raw, "on_schema_change", ("evolve", "fail"), where),
         timeout=parse_duration(timeout, f'{where}: field "timeout"') if timeout else None,
+        on_unrepresentable=_choice(raw, "on_unrepresentable", ("fail", "null"), where),
     )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Te
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from syncd.engine.checkpoint import checkpoints  # noqa: F401  (part of the schema)
+from syncd.engine.drift import column_types  # noqa: F401  (part of the schema)
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "skipped", "abandoned", "cancelled")
 FINISHED = ("succeeded", "failed", "skipped", "abandoned", "cancelled")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -86,12 +87,17 @@ def table_rows(url: str, name: str, key: str = "id") -> list[dict[str, Any]]:
         engine.dispose()
 
 
+_DECIMAL_TEXT = re.compile(r"-?\d+(\.\d+)?")
+
+
 def _norm(value: Any) -> Any:
+    """Exact numbers as their digits: a SQLite local table keeps DECIMAL as exact text."""
     if isinstance(value, float):
-        return Decimal(str(value))
+        return repr(value)
+    if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value):
+        value = Decimal(value)
     if isinstance(value, Decimal):
-        return value.normalize() if value == value.to_integral() else value.quantize(
-            Decimal("0.0001"))
+        return format(value.normalize(), "f")
     return value
 
 

@@ -75,6 +75,8 @@ def decode_value(value: Any, type_: sqltypes.TypeEngine[Any] | None) -> Any:
     """Turn a JSON value back into the Python type of the column it came from."""
     if value is None or type_ is None or not isinstance(value, str):
         return value
+    if value.startswith("0000-00-00"):  # a MySQL zero date: compared as the source has it
+        return value
     if isinstance(type_, sqltypes.DateTime):
         return datetime.fromisoformat(value)
     if isinstance(type_, sqltypes.Date):

@@ -29,9 +29,17 @@ def connect_source(url: str) -> Engine:
         query = dict(parsed.query)
         query.setdefault("charset", "utf8mb4")
         parsed = parsed.set(query=query)
-        kwargs["connect_args"] = {"connect_timeout": 10, "read_timeout": 3600}
+        # TIMESTAMP values are read in UTC (naive DATETIME values in the source's time zone).
+        kwargs["connect_args"] = {"connect_timeout": 10, "read_timeout": 3600,
+                                  "init_command": "SET time_zone = '+00:00'"}
     elif backend == "postgresql":
-        kwargs["connect_args"] = {"connect_timeout": 10, "application_name": "syncd"}
+        # The text form of every value is fixed: ISO dates, PostgreSQL-style intervals,
+        # timestamptz in UTC, floats exact and shortest, bytea as hex.
+        kwargs["connect_args"] = {
+            "connect_timeout": 10, "application_name": "syncd",
+            "options": "-c DateStyle=ISO,YMD -c IntervalStyle=postgres -c TimeZone=UTC "
+                       "-c extra_float_digits=1 -c bytea_output=hex",
+        }
     elif backend == "sqlite":
         kwargs = {"poolclass": NullPool, "connect_args": {"timeout": 60}}
     return create_engine(parsed, **kwargs)

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
 
+from syncd.engine.load import Target
 from syncd.engine.schema import SourceTable
 from syncd.engine.spec import Progress, ProgressCallback, TableSync
+from syncd.engine.typemap import ColumnPlan
 
 
 @dataclass
@@ -21,6 +23,7 @@ class SyncContext:
     local: Engine
     src: SourceTable
     progress: Progress
+    plans: list[ColumnPlan]  # the type map's rule of each copied column, in column order
     on_progress: ProgressCallback | None = None
     # Called first in every local write transaction: proves the run still owns its job
     # (raises to stop the run before anything is written).
@@ -38,3 +41,15 @@ class SyncContext:
             if self.guard is not None:
                 self.guard(conn)
             yield conn
+
+    def target(self, table: str | None = None) -> Target:
+        """What a writer needs to know of the local table (default: the job's target)."""
+        return Target(
+            job=self.spec.job, table=table or self.spec.target, columns=self.src.columns,
+            primary_key=self.src.primary_key,
+            text_compared=frozenset(p.name for p in self.plans if p.compare_as_text))
+
+    def key_plans(self) -> list[ColumnPlan]:
+        """The plans of the primary-key columns, in key order."""
+        by_name = {p.name: p for p in self.plans}
+        return [by_name[name] for name in self.src.primary_key]

@@ -1,96 +1,82 @@
-"""Turning source rows into values the local database accepts.
+"""Turning batches of source rows into the local writer's values, column by column.
 
-Naive DATETIME values are read in the source's time zone and stored in UTC;
-MySQL zero dates (which PyMySQL returns as strings) become NULL with a warning.
+Each column's converter comes from the type map (``typemap.plan_column``); only
+columns that need one are touched, so most values pass through as the source
+sent them. A value the local type cannot hold exactly fails the run, naming the
+job, the column and the row's key, or becomes NULL with a warning when the job
+says ``on_unrepresentable = "null"``. MySQL zero dates become NULL with a warning.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table
-from sqlalchemy import types as sqltypes
-
-from syncd.engine.schema import SourceTable
+from syncd.engine.errors import ValueUnrepresentable
 from syncd.engine.spec import Progress
-
-Converter = Callable[[Any], Any]
-ZERO_DATE_PREFIX = "0000-00-00"
+from syncd.engine.typemap import ColumnPlan
+from syncd.engine.values import Unrepresentable, ZeroDate
 
 
 class RowConverter:
-    """Converts batches of source rows, counting zero dates in ``progress``."""
+    """Converts batches of source rows (in plan order) for the local writer."""
 
-    def __init__(self, src: SourceTable, local: Table, source_tz: str, progress: Progress,
-                 from_mysql: bool = True) -> None:
+    def __init__(self, job: str, plans: Sequence[ColumnPlan], primary_key: Sequence[str],
+                 progress: Progress, on_unrepresentable: str = "fail") -> None:
+        self.job = job
+        self.plans = list(plans)
+        self.names = [p.name for p in self.plans]
+        self.pk_index = [self.names.index(name) for name in primary_key]
         self.progress = progress
-        self.from_mysql = from_mysql
-        self.names = list(src.columns)
-        tz = ZoneInfo(source_tz)
-        self.converters: list[Converter | None] = [
-            self._converter(name, src.table.c[name].type, local.c[name].type, tz)
-            for name in self.names
-        ]
-        self.identity = not any(self.converters)
-
-    def _converter(self, name: str, source: Any, local: Any, tz: ZoneInfo) -> Converter | None:
-        if isinstance(source, (sqltypes.DateTime, sqltypes.Date)):
-            return self._dates(name, source, local, tz)
-        if isinstance(local, sqltypes.String) and not isinstance(source, sqltypes.String):
-            return _as_text
-        if isinstance(local, sqltypes.Text) and not isinstance(source, sqltypes.String):
-            return _as_text
-        return None
-
-    def _dates(self, name: str, source: Any, local: Any, tz: ZoneInfo) -> Converter | None:
-        keep_aware = bool(getattr(local, "timezone", False))
-        shift = isinstance(source, sqltypes.DateTime) and not getattr(source, "timezone", False) \
-            and tz.key != "UTC"
-        source_aware = bool(getattr(source, "timezone", False))
-        if not shift and not self.from_mysql and source_aware == keep_aware:
-            return None
-        message = f'zero dates in column "{name}" stored as NULL'
-        progress = self.progress
-
-        def convert(value: Any) -> Any:
-            if value is None:
-                return None
-            if isinstance(value, str):  # MySQL zero date
-                progress.warn(message)
-                return None
-            if isinstance(value, datetime):
-                if value.tzinfo is None and shift:
-                    value = value.replace(tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
-                elif value.tzinfo is not None and not keep_aware:
-                    value = value.astimezone(UTC).replace(tzinfo=None)
-                elif value.tzinfo is None and keep_aware:
-                    value = value.replace(tzinfo=UTC)
-            return value
-
-        return convert
+        self.store_null = on_unrepresentable == "null"
+        self.touched = [(i, p.convert) for i, p in enumerate(self.plans) if p.convert]
 
     def __call__(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
-        """The rows ready for the writer (lists or tuples, in column order)."""
-        if self.identity:
-            return [tuple(row) for row in rows]  # DBAPI drivers want tuples, not Row objects
-        touched = [(i, c) for i, c in enumerate(self.converters) if c is not None]
-        out = []
-        for row in rows:
-            values = list(row)
-            for i, convert in touched:
-                value = values[i]
-                if value is not None:
-                    values[i] = convert(value)
-            out.append(values)
+        """The rows ready for the writer (tuples or lists, in column order)."""
+        if not self.touched:
+            return [row if type(row) is tuple else tuple(row) for row in rows]
+        out = [list(row) for row in rows]
+        for i, convert in self.touched:
+            try:
+                for row in out:
+                    value = row[i]
+                    if value is not None:
+                        row[i] = convert(value)
+            except (Unrepresentable, ZeroDate):
+                self._slow_column(out, rows, i, convert)
         return out
 
+    def _slow_column(self, out: list[list[Any]], rows: Sequence[Sequence[Any]], i: int,
+                     convert: Any) -> None:
+        """Convert column ``i`` again value by value, handling each value that fails."""
+        name = self.names[i]
+        for row, source in zip(out, rows):
+            value = source[i]
+            if value is None:
+                row[i] = None
+                continue
+            try:
+                row[i] = convert(value)
+            except ZeroDate:
+                row[i] = None
+                self.progress.warn(f'zero dates in column "{name}" stored as NULL')
+            except Unrepresentable as exc:
+                if not self.store_null:
+                    raise ValueUnrepresentable(self._message(name, exc.kind, source)) from exc
+                row[i] = None
+                self.progress.warn(
+                    f'column "{name}": {exc.kind} stored as NULL (on_unrepresentable = "null")')
 
-def _as_text(value: Any) -> Any:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, (set, frozenset)):
-        return ",".join(sorted(value))
-    return str(value)
+    def _message(self, column: str, kind: str, row: Sequence[Any]) -> str:
+        key = ", ".join(f"{self.names[j]}={_short(row[j])}" for j in self.pk_index)
+        local = self.plans[self.names.index(column)].ddl
+        return (
+            f'job "{self.job}": column "{column}", row with {key}: {kind} cannot be stored '
+            f'exactly in the local type {local}; nothing of this batch was written (set '
+            'on_unrepresentable = "null" to store NULL instead and count a warning)'
+        )
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= 100 else text[:100] + "..."

@@ -33,3 +33,7 @@ class JobLocked(SyncError):
 
 class RunTimedOut(SyncError):
     """The run went past the job's timeout."""
+
+
+class ValueUnrepresentable(SyncError):
+    """A source value the local column type cannot hold exactly (on_unrepresentable = "fail")."""

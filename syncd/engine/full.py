@@ -13,22 +13,19 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Column, Connection, Table, inspect
 
+from syncd.engine.catalog import describe_columns
 from syncd.engine.checkpoint import Checkpoint, clear_checkpoint, decode_value, save_checkpoint
-from syncd.engine.connect import is_mysql, translated_errors
+from syncd.engine.connect import translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
+from syncd.engine.drift import record_columns
 from syncd.engine.load import writer_for
 from syncd.engine.queries import diff_counts, full_scan, max_cursor, row_count
-from syncd.engine.readers import (
-    TextRowFixer,
-    can_read_text,
-    mysql_text_batches,
-    text_to_value,
-    typed_batches,
-)
-from syncd.engine.schema import local_table, pk_name, reflect_local
+from syncd.engine.readers import read_batches, select_list
+from syncd.engine.schema import SourceTable, create_local_table, local_table, pk_name
+from syncd.engine.typemap import Verbatim
 
 
 def staging_name(target: str) -> str:
@@ -43,7 +40,7 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
     progress.phase = "full"
     with ctx.writing() as conn:
         resume = bool(point and point.phase == "full" and point.staging == staging
-                      and reflect_local(conn, staging) is not None)
+                      and inspect(conn).has_table(staging))
     if resume:
         assert point is not None
         position = _decode_key(ctx, point.position)
@@ -53,32 +50,22 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
         _create_staging(ctx, staging, load_cursor)
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
         progress.rows_total = s.execute(row_count(src.table)).scalar_one()
-    with ctx.local.connect() as conn:
-        stage = reflect_local(conn, staging)
-    assert stage is not None
-    raw_text = can_read_text(ctx.source, ctx.local, spec.source_timezone)
-    if raw_text:
-        convert: Any = TextRowFixer([(n, src.table.c[n].type) for n in src.columns], progress)
-    else:
-        convert = RowConverter(src, stage, spec.source_timezone, progress,
-                               from_mysql=is_mysql(ctx.source))
+    convert = RowConverter(spec.job, ctx.plans, src.primary_key, progress,
+                           spec.on_unrepresentable)
     pk_index = [src.columns.index(name) for name in src.primary_key]
-    key_casts = [text_to_value(src.table.c[n].type) if raw_text else _same
-                 for n in src.primary_key]
-    for rows in _prefetch(_read_source(ctx, position, raw_text)):
+    key_plans = ctx.key_plans()
+    target = ctx.target(staging)
+    for rows in _prefetch(_read_source(ctx, position)):
         last = rows[-1]
-        key = tuple(cast(last[i]) for cast, i in zip(key_casts, pk_index))
+        key = tuple(plan.key(last[i]) for plan, i in zip(key_plans, pk_index))
+        values = convert(rows)
         with ctx.writing() as conn:
-            writer_for(conn, stage, src.primary_key, src.columns, raw_text).insert(convert(rows))
+            writer_for(conn, target).insert(values)
             save_checkpoint(conn, Checkpoint(spec.job, "full", position=key,
                                              load_cursor=load_cursor, staging=staging))
         progress.rows_read += len(rows)
         ctx.report()
-    _swap(ctx, stage, load_cursor)
-
-
-def _same(value: Any) -> Any:
-    return value
+    _swap(ctx, staging, load_cursor)
 
 
 def _decode_key(ctx: SyncContext, values: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
@@ -96,27 +83,33 @@ def _start_cursor(ctx: SyncContext) -> Any:
         return s.execute(max_cursor(ctx.src.table, ctx.spec.cursor)).scalar()
 
 
+def _kept_columns(conn: Connection, target: str, src: SourceTable) -> list[Column[Any]]:
+    """Columns of the local table that the source no longer has (kept, as DESIGN says)."""
+    if not inspect(conn).has_table(target):
+        return []
+    local = describe_columns(conn, target, None)
+    return [Column(name, Verbatim(col.spelling)) for name, col in local.items()
+            if name not in src.table.c]
+
+
 def _create_staging(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
     with ctx.writing() as conn:
-        old = reflect_local(conn, staging)
-        if old is not None:
-            old.drop(conn)
-        target = reflect_local(conn, ctx.spec.target)
-        extra = [c for c in target.columns if c.name not in ctx.src.table.c] if target is not None \
-            else []
-        local_table(ctx.src, staging, conn.dialect.name, extra).create(conn)
+        if inspect(conn).has_table(staging):
+            conn.exec_driver_sql(f"DROP TABLE {conn.dialect.identifier_preparer.quote(staging)}")
+        extra = _kept_columns(conn, ctx.spec.target, ctx.src)
+        table = local_table(staging, ctx.plans, ctx.src.primary_key, extra)
+        create_local_table(conn, table, ctx.plans)
         save_checkpoint(conn, Checkpoint(ctx.spec.job, "full", load_cursor=load_cursor,
                                          staging=staging))
 
 
-def _read_source(ctx: SyncContext, position: tuple[Any, ...] | None,
-                 raw_text: bool) -> Iterator[list[Any]]:
+def _read_source(ctx: SyncContext, position: tuple[Any, ...] | None) -> Iterator[list[Any]]:
     """Stream the source in primary-key order, ``batch_size`` rows at a time."""
     spec, src = ctx.spec, ctx.src
-    query = full_scan(src.table, src.columns, src.primary_key, position)
-    read = mysql_text_batches if raw_text else typed_batches
+    read = select_list(src.cols(), ctx.plans)
+    query = full_scan(src.table, src.columns, src.primary_key, position, read)
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
-        yield from read(s, query, spec.batch_size)
+        yield from read_batches(s, query, spec.batch_size, stream=True)
 
 
 def _prefetch(batches: Iterator[list[Any]], depth: int = 2) -> Iterator[list[Any]]:
@@ -161,26 +154,32 @@ def _prefetch(batches: Iterator[list[Any]], depth: int = 2) -> Iterator[list[Any
             batches.close()
 
 
-def _swap(ctx: SyncContext, stage: Table, load_cursor: Any) -> None:
+def _swap(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
     """Count what changed, then replace the local table by the staging table."""
-    spec, progress = ctx.spec, ctx.progress
+    spec, progress, src = ctx.spec, ctx.progress, ctx.src
     target_name = spec.target
+    stage = local_table(staging, ctx.plans, src.primary_key)
     with ctx.writing() as conn:
-        target = reflect_local(conn, target_name)
-        if target is None:
+        exists = inspect(conn).has_table(target_name)
+        if not exists:
             progress.rows_inserted += conn.execute(row_count(stage)).scalar_one()
         else:
+            present = {c["name"] for c in inspect(conn).get_columns(target_name)}
+            target = local_table(target_name, [p for p in ctx.plans if p.name in present],
+                                 src.primary_key)
+            as_text = {p.name for p in ctx.plans if p.compare_as_text}
             ins, upd, dele = (conn.execute(q).scalar_one() for q in
-                              diff_counts(stage, target, ctx.src.primary_key, ctx.src.columns))
+                              diff_counts(stage, target, src.primary_key, src.columns, as_text))
             progress.rows_inserted += ins
             progress.rows_updated += upd
             progress.rows_deleted += dele
     dialect = ctx.local.dialect.name
     if dialect in ("mysql", "mariadb"):
-        _swap_mysql(ctx, stage, target is not None)
+        _swap_mysql(ctx, stage, exists)
     with ctx.writing() as conn:
         if dialect not in ("mysql", "mariadb"):
-            _swap_transactional(conn, stage.name, target_name, target is not None)
+            _swap_transactional(conn, stage.name, target_name, exists)
+        record_columns(conn, spec.job, ctx.plans)
         if spec.mode == "incremental":
             save_checkpoint(conn, Checkpoint(spec.job, "incremental", cursor=load_cursor))
             progress.cursor = load_cursor

@@ -11,11 +11,12 @@ from datetime import date, datetime
 from typing import Any
 
 from syncd.engine.checkpoint import Checkpoint, decode_value, save_checkpoint
-from syncd.engine.connect import is_mysql, translated_errors
+from syncd.engine.connect import translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
 from syncd.engine.load import writer_for
 from syncd.engine.queries import count_null_cursor, incremental_batch
+from syncd.engine.readers import fetch_rows, select_list
 from syncd.engine.schema import local_target
 
 
@@ -32,22 +33,26 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
     best: tuple[Any, ...] | None = None if cursor is None else (cursor, *(position or ()))
     after, lower = _start(ctx, cursor, position)
     with ctx.writing() as conn:
-        target = local_target(conn, src, spec)
-    convert = RowConverter(src, target, spec.source_timezone, progress,
-                           from_mysql=is_mysql(ctx.source))
+        local_target(conn, src, spec, ctx.plans)
+    convert = RowConverter(spec.job, ctx.plans, src.primary_key, progress,
+                           spec.on_unrepresentable)
     order = [src.columns.index(spec.cursor)] + [src.columns.index(n) for n in src.primary_key]
+    by_name = {p.name: p for p in ctx.plans}
+    key_plans = [by_name[spec.cursor], *ctx.key_plans()]
+    read = select_list(src.cols(), ctx.plans)
+    target = ctx.target()
     where = f"source table {spec.qualified_table}"
     while True:
         query = incremental_batch(src.table, src.columns, spec.cursor, src.primary_key,
-                                  after, lower, spec.batch_size)
+                                  after, lower, spec.batch_size, read)
         with translated_errors(where), ctx.source.connect() as s:
-            rows = s.execute(query).fetchall()
+            rows = fetch_rows(s, query, spec.batch_size)
         if not rows:
             break
-        key = tuple(rows[-1][i] for i in order)
+        key = tuple(plan.key(rows[-1][i]) for plan, i in zip(key_plans, order))
+        values = convert(rows)
         with ctx.writing() as conn:
-            inserted, updated = writer_for(conn, target, src.primary_key, src.columns) \
-                .upsert(convert(rows))
+            inserted, updated = writer_for(conn, target).upsert(values)
             if _ahead(key, best):
                 save_checkpoint(conn, Checkpoint(spec.job, "incremental", cursor=key[0],
                                                  position=key[1:]))

@@ -1,41 +1,54 @@
 """Writing batches into the local database, one fast path per dialect.
 
-- PostgreSQL: COPY into the table (full loads) or into a temporary table, then
-  one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE ... IS DISTINCT FROM``.
-- MySQL/MariaDB: batched multi-row ``INSERT ... ON DUPLICATE KEY UPDATE``.
+Values arrive converted by the type map (``convert.RowConverter``): text,
+numbers, bytes or None, written as they are, with no SQLAlchemy type processing.
+
+- PostgreSQL: COPY (CSV) into the table (full loads) or into a temporary table,
+  then one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE ... IS DISTINCT FROM``.
+- MySQL/MariaDB: batched multi-row ``INSERT ... ON DUPLICATE KEY UPDATE``, strict mode.
 - SQLite: ``INSERT ... ON CONFLICT DO UPDATE ... WHERE ... IS NOT``.
 
-Unchanged rows are never rewritten; ``upsert`` returns (inserted, updated).
+Unchanged rows are never rewritten; ``upsert`` returns (inserted, updated). A
+value the local database refuses fails the batch naming the column and the row.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-from collections.abc import Callable, Sequence
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select
-from sqlalchemy import types as sqltypes
+from sqlalchemy import Connection
+from sqlalchemy import exc as sa_exc
 
-from syncd.engine.queries import keys_in
+from syncd.engine.errors import ValueUnrepresentable
 
-Row = tuple[Any, ...]
+Row = Sequence[Any]
+
+
+@dataclass(frozen=True)
+class Target:
+    """The local table a writer fills: its name, columns (in row order) and key."""
+
+    job: str
+    table: str
+    columns: tuple[str, ...]
+    primary_key: tuple[str, ...]
+    text_compared: frozenset[str] = frozenset()  # PostgreSQL: compare these as text
 
 
 class Writer:
-    """Writes batches of rows (tuples in ``columns`` order) into one local table."""
+    """Writes batches of rows (in ``target.columns`` order) into one local table."""
 
-    def __init__(self, conn: Connection, table: Table, pk: Sequence[str],
-                 columns: Sequence[str]) -> None:
+    def __init__(self, conn: Connection, target: Target) -> None:
         self.conn = conn
-        self.table = table
-        self.pk = list(pk)
-        self.columns = list(columns)
+        self.target = target
         self.quote = conn.dialect.identifier_preparer.quote
+        self.columns = list(target.columns)
+        self.pk = list(target.primary_key)
         self.pk_index = [self.columns.index(name) for name in self.pk]
 
     def insert(self, rows: list[Row]) -> None:
@@ -46,59 +59,97 @@ class Writer:
         """Insert new rows, update changed ones, leave equal ones alone."""
         raise NotImplementedError
 
-    def _existing(self, rows: list[Row]) -> int:
-        keys = [tuple(row[i] for i in self.pk_index) for row in rows]
-        found = 0
-        for start in range(0, len(keys), 2000):
-            chunk = keys[start:start + 2000]
-            found += self.conn.execute(
-                select(func.count()).select_from(self.table)
-                .where(keys_in(self.table, self.pk, chunk))
-            ).scalar_one()
-        return found
-
     def _names(self, names: Sequence[str]) -> str:
         return ", ".join(self.quote(name) for name in names)
 
+    def _refused(self, rows: list[Row], column: str | None, line: int | None,
+                 error: BaseException) -> ValueUnrepresentable:
+        """The error of a value the local database refused, naming column and row."""
+        where = f'column "{column}"' if column else "a column"
+        if line is not None and 0 < line <= len(rows):
+            row = rows[line - 1]
+            key = ", ".join(f"{n}={_short(row[i])}" for n, i in zip(self.pk, self.pk_index))
+            where += f", row with {key}"
+        orig = getattr(error, "orig", error)
+        first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        return ValueUnrepresentable(
+            f'job "{self.target.job}": {where}: the local database refused the value: '
+            f"{_short(first, 300)}")
+
 
 class _ExecutemanyWriter(Writer):
-    """Shared by MySQL and SQLite: DBAPI executemany with SQLAlchemy's bind processors."""
+    """Shared by MySQL and SQLite: DBAPI executemany, values as they are."""
 
     placeholder = "?"
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        dialect = self.conn.dialect
-        self.processors = [self.table.c[name].type.bind_processor(dialect)
-                           for name in self.columns]
         marks = ", ".join([self.placeholder] * len(self.columns))
         self.insert_sql = (
-            f"INSERT INTO {self.quote(self.table.name)} ({self._names(self.columns)}) "
+            f"INSERT INTO {self.quote(self.target.table)} ({self._names(self.columns)}) "
             f"VALUES ({marks})"
         )
-
-    def _params(self, rows: list[Row]) -> list[Row]:
-        procs = self.processors
-        if not any(procs):
-            return rows
-        return [tuple(p(v) if p is not None and v is not None else v
-                      for p, v in zip(procs, row)) for row in rows]
 
     def _executemany(self, sql: str, rows: list[Row]) -> int:
         cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.executemany(sql, self._params(rows))
+            cursor.executemany(sql, rows)
             return int(cursor.rowcount)
+        except self.conn.dialect.loaded_dbapi.Error as exc:
+            raise self._classify(exc, rows) from exc
         finally:
             cursor.close()
+
+    def _classify(self, exc: BaseException, rows: list[Row]) -> BaseException:
+        return exc
+
+    def _existing(self, rows: list[Row]) -> int:
+        """How many of the rows' keys the table already holds."""
+        keys = [tuple(row[i] for i in self.pk_index) for row in rows]
+        cols = self._names(self.pk)
+        one = "(" + ", ".join([self.placeholder] * len(self.pk)) + ")"
+        found = 0
+        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                test = f"({cols})" if len(self.pk) > 1 else cols
+                marks = ", ".join([one if len(self.pk) > 1 else self.placeholder] * len(chunk))
+                cursor.execute(
+                    f"SELECT COUNT(*) FROM {self.quote(self.target.table)} "
+                    f"WHERE {test} IN ({marks})", [v for key in chunk for v in key])
+                row = cursor.fetchone()
+                found += int(row[0]) if row else 0
+        finally:
+            cursor.close()
+        return found
 
     def insert(self, rows: list[Row]) -> None:
         if rows:
             self._executemany(self.insert_sql, rows)
 
 
+_MYSQL_VALUE_ERRORS = {1264, 1265, 1366, 1292, 1406, 1690, 3140, 4038, 4025}
+
+
 class MySQLWriter(_ExecutemanyWriter):
     placeholder = "%s"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        # Strict mode: a value MySQL would truncate or clip is an error, never a warning.
+        self.conn.exec_driver_sql(
+            "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES')")
+
+    def _classify(self, exc: BaseException, rows: list[Row]) -> BaseException:
+        code = exc.args[0] if exc.args else None
+        if code not in _MYSQL_VALUE_ERRORS:
+            return exc
+        text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+        column = re.search(r"column `?'?([^`'\s]+)`?'?", text)
+        line = re.search(r"at row (\d+)", text)
+        return self._refused(rows, column.group(1) if column else None,
+                             int(line.group(1)) if line else None, exc)
 
     def upsert(self, rows: list[Row]) -> tuple[int, int]:
         if not rows:
@@ -123,7 +174,7 @@ class SQLiteWriter(_ExecutemanyWriter):
         if not rows:
             return 0, 0
         existing = self._existing(rows)
-        target = self.quote(self.table.name)
+        target = self.quote(self.target.table)
         others = [c for c in self.columns if c not in self.pk]
         if others:
             sets = ", ".join(f"{self.quote(c)} = excluded.{self.quote(c)}" for c in others)
@@ -139,77 +190,6 @@ class SQLiteWriter(_ExecutemanyWriter):
         return inserted, max(written - inserted, 0)
 
 
-def _escape(text: str) -> str:
-    if "\\" in text:
-        text = text.replace("\\", "\\\\")
-    if "\t" in text or "\n" in text or "\r" in text:
-        text = text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return text
-
-
-def copy_value(value: Any) -> str:
-    """One value in PostgreSQL's COPY text format."""
-    if value is None:
-        return "\\N"
-    kind = type(value)
-    if kind is str:
-        return _escape(value)
-    if kind is bool:
-        return "t" if value else "f"
-    if kind is int or kind is Decimal or kind is float:
-        return str(value)
-    if kind is datetime or kind is date or kind is time:
-        return value.isoformat()  # type: ignore[no-any-return]
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return "\\\\x" + bytes(value).hex()
-    if isinstance(value, (dict, list)):
-        return _escape(json.dumps(value))
-    if isinstance(value, timedelta):
-        return f"{value.total_seconds()} seconds"
-    return _escape(str(value))
-
-
-def _copy_json(value: Any) -> str:
-    return "\\N" if value is None else _escape(json.dumps(value))
-
-
-def _copy_number(value: Any) -> str:
-    return "\\N" if value is None else str(value)
-
-
-def _copy_temporal(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    return value if type(value) is str else value.isoformat()  # type: ignore[no-any-return]
-
-
-def _copy_string(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    return _escape(value) if type(value) is str else copy_value(value)
-
-
-def copy_encoder(type_: Any) -> Callable[[Any], str]:
-    """The COPY encoder for values of a local column type."""
-    if isinstance(type_, sqltypes.JSON):
-        return _copy_json
-    if isinstance(type_, (sqltypes.Integer, sqltypes.Numeric)) and not isinstance(
-            type_, sqltypes.Boolean):
-        return _copy_number
-    if isinstance(type_, (sqltypes.DateTime, sqltypes.Date, sqltypes.Time)):
-        return _copy_temporal
-    if isinstance(type_, sqltypes.String):
-        return _copy_string
-    return copy_value
-
-
-def copy_text(rows: list[Row], encoders: list[Callable[[Any], str]]) -> io.StringIO:
-    """Rows as a COPY text-format buffer."""
-    lines = ["\t".join([enc(v) for enc, v in zip(encoders, row)]) for row in rows]
-    lines.append("")
-    return io.StringIO("\n".join(lines))
-
-
 class _CsvNull(int):
     """Written by csv as an unquoted \\N: the NULL marker of our COPY CSV (strings are quoted)."""
 
@@ -220,67 +200,58 @@ class _CsvNull(int):
 CSV_NULL = _CsvNull(0)
 
 
-def copy_csv_raw(rows: list[Row], binary: list[int]) -> io.StringIO:
-    """Raw-text rows as a COPY CSV buffer, written by the csv module (in C).
+def copy_csv(rows: list[Row]) -> io.StringIO:
+    """Rows as a COPY CSV buffer, written by the csv module (in C).
 
     Every string is quoted; NULL is an unquoted \\N, so NULL, an empty string and
-    the text "\\N" stay apart. Binary values become bytea hex.
+    the text "\\N" stay apart.
     """
-    out: list[Any] = [row if None not in row else [CSV_NULL if v is None else v for v in row]
-                      for row in rows]
-    if binary:
-        out = [list(row) for row in out]
-        for row in out:
-            for i in binary:
-                value = row[i]
-                if type(value) is bytes or type(value) is bytearray:
-                    row[i] = "\\x" + bytes(value).hex()
+    out = [row if None not in row else [CSV_NULL if v is None else v for v in row]
+           for row in rows]
     buffer = io.StringIO()
     csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(out)
     buffer.seek(0)
     return buffer
 
 
-_PLAIN_TEXT = (sqltypes.Integer, sqltypes.Numeric, sqltypes.DateTime, sqltypes.Date,
-               sqltypes.Time, sqltypes.String, sqltypes.JSON, sqltypes.Boolean)
+_COPY_CONTEXT = re.compile(r"COPY [^,]+, line (\d+)(?:, column ([^:]+))?")
 
 
 class PostgresWriter(Writer):
-    def __init__(self, *args: Any, raw_text: bool = False) -> None:
-        super().__init__(*args)
-        types = [self.table.c[name].type for name in self.columns]
-        self.raw_text = raw_text
-        self.binary = [i for i, t in enumerate(types) if not isinstance(t, _PLAIN_TEXT)]
-        self.encoders = [] if raw_text else [copy_encoder(t) for t in types]
-
-    def _buffer(self, rows: list[Row]) -> io.StringIO:
-        if self.raw_text:
-            return copy_csv_raw(rows, self.binary)
-        return copy_text(rows, self.encoders)
-
     def _copy(self, table_name: str, rows: list[Row]) -> None:
         raw = self.conn.connection.dbapi_connection
         cursor = raw.cursor()  # type: ignore[union-attr]
-        buffer = self._buffer(rows)
-        csv_format = " WITH (FORMAT csv, NULL '\\N')" if self.raw_text else ""
+        buffer = copy_csv(rows)
         try:
             # One read() for the whole batch: every read() needs the GIL back, which a
             # reader thread may hold for a whole switch interval.
             cursor.copy_expert(
-                f"COPY {self.quote(table_name)} ({self._names(self.columns)}) FROM STDIN"
-                f"{csv_format}", buffer, size=max(len(buffer.getvalue()), 8192),
+                f"COPY {self.quote(table_name)} ({self._names(self.columns)}) FROM STDIN "
+                "WITH (FORMAT csv, NULL '\\N')", buffer, size=max(len(buffer.getvalue()), 8192),
             )
+        except self.conn.dialect.loaded_dbapi.DataError as exc:
+            context = getattr(getattr(exc, "diag", None), "context", None) or ""
+            match = _COPY_CONTEXT.search(context)
+            raise self._refused(rows, match.group(2) if match else None,
+                                int(match.group(1)) if match else None, exc) from exc
         finally:
             cursor.close()
 
     def insert(self, rows: list[Row]) -> None:
         if rows:
-            self._copy(self.table.name, rows)
+            self._copy(self.target.table, rows)
+
+    def _compared(self, table: str, names: Sequence[str]) -> str:
+        parts = []
+        for name in names:
+            col = f"{table}.{self.quote(name)}"
+            parts.append(f"{col}::text" if name in self.target.text_compared else col)
+        return ", ".join(parts)
 
     def upsert(self, rows: list[Row]) -> tuple[int, int]:
         if not rows:
             return 0, 0
-        target = self.quote(self.table.name)
+        target = self.quote(self.target.table)
         batch = "syncd_batch"
         self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{batch}")
         self.conn.exec_driver_sql(
@@ -291,8 +262,7 @@ class PostgresWriter(Writer):
         others = [c for c in self.columns if c not in self.pk]
         if others:
             sets = ", ".join(f"{self.quote(c)} = EXCLUDED.{self.quote(c)}" for c in others)
-            old = ", ".join(f"{target}.{self.quote(c)}" for c in others)
-            new = ", ".join(f"EXCLUDED.{self.quote(c)}" for c in others)
+            old, new = self._compared(target, others), self._compared("EXCLUDED", others)
             action = f"DO UPDATE SET {sets} WHERE ROW({old}) IS DISTINCT FROM ROW({new})"
         else:
             action = "DO NOTHING"
@@ -301,24 +271,33 @@ class PostgresWriter(Writer):
             f"ON CONFLICT ({self._names(self.pk)}) {action} RETURNING (xmax = 0) AS ins) "
             "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up"
         )
-        inserted, updated = self.conn.exec_driver_sql(sql).one()
+        try:
+            inserted, updated = self.conn.exec_driver_sql(sql).one()
+        except sa_exc.IntegrityError as exc:
+            raise _duplicate_key(self.target, exc) from exc
         return int(inserted), int(updated)
 
 
-def writer_for(conn: Connection, table: Table, pk: Sequence[str],
-               columns: Sequence[str], raw_text: bool = False) -> Writer:
-    """The fastest writer for the local database's dialect.
+def _duplicate_key(target: Target, exc: BaseException) -> BaseException:
+    if "ON CONFLICT DO UPDATE command cannot affect row a second time" not in str(exc):
+        return exc
+    return ValueUnrepresentable(
+        f'job "{target.job}": one batch holds two rows with the same primary key '
+        f"({', '.join(target.primary_key)}): the key is not unique at the source")
 
-    ``raw_text``: values are the source's own text (see readers.mysql_text_batches);
-    only the PostgreSQL writer takes them.
-    """
+
+def writer_for(conn: Connection, target: Target) -> Writer:
+    """The fastest writer for the local database's dialect."""
     name = conn.dialect.name
     if name == "postgresql" and conn.dialect.driver == "psycopg2":
-        return PostgresWriter(conn, table, pk, columns, raw_text=raw_text)
-    if raw_text:
-        raise ValueError("raw-text rows can only be written to PostgreSQL")
+        return PostgresWriter(conn, target)
     if name in ("mysql", "mariadb") and conn.dialect.driver == "pymysql":
-        return MySQLWriter(conn, table, pk, columns)
+        return MySQLWriter(conn, target)
     if name == "sqlite":
-        return SQLiteWriter(conn, table, pk, columns)
+        return SQLiteWriter(conn, target)
     raise NotImplementedError(f"local database {name}+{conn.dialect.driver} is not supported")
+
+
+def _short(value: Any, limit: int = 100) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -6,10 +6,22 @@ row-value comparison, because MariaDB uses an index only for the written-out for
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, and_, func, or_, select, true, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    Text,
+    and_,
+    cast,
+    func,
+    or_,
+    select,
+    true,
+    tuple_,
+)
 
 
 def keyset_after(columns: Sequence[Any], values: Sequence[Any]) -> ColumnElement[bool]:
@@ -29,15 +41,17 @@ def keyset_after(columns: Sequence[Any], values: Sequence[Any]) -> ColumnElement
 def incremental_batch(
     table: Table, columns: Sequence[str], cursor: str, pk: Sequence[str],
     after: Sequence[Any] | None, lower: Any, limit: int,
+    read: Sequence[ColumnElement[Any]] | None = None,
 ) -> Select[Any]:
     """Next batch of changed rows in (cursor, pk) order.
 
     ``after``: the (cursor, *pk) of the last row read, or None on the first batch;
-    ``lower``: on the first batch, read rows with cursor >= lower (None: from the start).
+    ``lower``: on the first batch, read rows with cursor >= lower (None: from the start);
+    ``read``: what to select for the columns (default: the columns themselves).
     """
     cur = table.c[cursor]
     order = [cur, *(table.c[name] for name in pk)]
-    query = select(*(table.c[name] for name in columns))
+    query = select(*(read or [table.c[name] for name in columns]))
     if after is not None:
         query = query.where(keyset_after(order, after))
     elif lower is not None:
@@ -48,10 +62,11 @@ def incremental_batch(
 
 
 def full_scan(table: Table, columns: Sequence[str], pk: Sequence[str],
-              after: Sequence[Any] | None) -> Select[Any]:
+              after: Sequence[Any] | None,
+              read: Sequence[ColumnElement[Any]] | None = None) -> Select[Any]:
     """All rows in primary-key order, after ``after`` (a resumed full load)."""
     keys = [table.c[name] for name in pk]
-    query = select(*(table.c[name] for name in columns))
+    query = select(*(read or [table.c[name] for name in columns]))
     if after is not None:
         query = query.where(keyset_after(keys, after))
     return query.order_by(*keys)
@@ -74,9 +89,10 @@ def keys_in(table: Table, pk: Sequence[str], keys: Sequence[Sequence[Any]]) -> C
     return tuple_(*(table.c[name] for name in pk)).in_([tuple(k) for k in keys])
 
 
-def existing_keys(table: Table, pk: Sequence[str], keys: Sequence[Sequence[Any]]) -> Select[Any]:
+def existing_keys(table: Table, pk: Sequence[str], keys: Sequence[Sequence[Any]],
+                  read: Sequence[ColumnElement[Any]] | None = None) -> Select[Any]:
     """Which of ``keys`` exist in ``table``."""
-    return select(*(table.c[name] for name in pk)).where(keys_in(table, pk, keys))
+    return select(*(read or [table.c[name] for name in pk])).where(keys_in(table, pk, keys))
 
 
 def count_null_cursor(table: Table, cursor: str) -> Select[Any]:
@@ -95,11 +111,18 @@ def row_count(table: Table) -> Select[Any]:
 
 
 def diff_counts(new: Table, old: Table, pk: Sequence[str], columns: Sequence[str],
-                ) -> tuple[Select[Any], Select[Any], Select[Any]]:
-    """Counts of rows inserted, updated and deleted when ``new`` replaces ``old``."""
+                as_text: Collection[str] = ()) -> tuple[Select[Any], Select[Any], Select[Any]]:
+    """Counts of rows inserted, updated and deleted when ``new`` replaces ``old``.
+
+    ``as_text``: columns compared as text (types without an equality operator).
+    """
     join_on = and_(*(new.c[name] == old.c[name] for name in pk))
     shared = [name for name in columns if name in old.c and name not in pk]
-    changed = or_(*(new.c[name].is_distinct_from(old.c[name]) for name in shared)) if shared \
+
+    def value(table: Table, name: str) -> Any:
+        return cast(table.c[name], Text) if name in as_text else table.c[name]
+
+    changed = or_(*(value(new, n).is_distinct_from(value(old, n)) for n in shared)) if shared \
         else ~true()
     inserted = (
         select(func.count()).select_from(new.outerjoin(old, join_on))

@@ -16,16 +16,17 @@ from syncd.engine.connect import translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.errors import DeleteLimitExceeded
 from syncd.engine.queries import existing_keys, key_batch, keys_in, row_count
-from syncd.engine.schema import reflect_local
+from syncd.engine.readers import fetch_rows, select_list
+from syncd.engine.schema import local_table
+from syncd.engine.values import Unrepresentable, ZeroDate, canonical
 
 
 def reconcile_deletes(ctx: SyncContext) -> None:
     """Delete local rows that no longer exist at the source (bounded by max_delete_ratio)."""
     spec, progress = ctx.spec, ctx.progress
     progress.phase = "reconcile"
+    target = local_table(spec.target, ctx.key_plans(), ctx.src.primary_key)
     with ctx.local.connect() as conn:
-        target = reflect_local(conn, spec.target)
-        assert target is not None
         total = conn.execute(row_count(target)).scalar_one()
     gone = _walk(ctx, target, delete_them=False)
     if gone == 0:
@@ -41,19 +42,29 @@ def reconcile_deletes(ctx: SyncContext) -> None:
 
 
 def _walk(ctx: SyncContext, target: Table, delete_them: bool) -> int:
+    """Walk the local keys in order; count (and delete) those the source no longer has.
+
+    Keys of both databases are compared in the type map's canonical form (a local
+    SQLite decimal is text, the source's is a number; both are the same key).
+    """
     pk = list(ctx.src.primary_key)
+    plans = ctx.key_plans()
+    canon = [canonical(p.family) for p in plans]
+    from_source = [p.convert for p in plans]
+    read = select_list([ctx.src.table.c[name] for name in pk], plans)
     after: tuple[Any, ...] | None = None
     gone = 0
     where = f"source table {ctx.spec.qualified_table}"
     while True:
         with ctx.local.connect() as conn:
-            keys = [tuple(r) for r in conn.execute(key_batch(target, pk, after,
-                                                             ctx.spec.batch_size))]
+            keys = [tuple(r) for r in fetch_rows(
+                conn, key_batch(target, pk, after, ctx.spec.batch_size), ctx.spec.batch_size)]
         if not keys:
             return gone
         with translated_errors(where), ctx.source.connect() as s:
-            found = {tuple(r) for r in s.execute(existing_keys(ctx.src.table, pk, keys))}
-        missing = [k for k in keys if k not in found]
+            rows = fetch_rows(s, existing_keys(ctx.src.table, pk, keys, read), len(keys))
+        found = {_canonical_key(row, canon, from_source) for row in rows}
+        missing = [k for k in keys if _canonical_key(k, canon, None) not in found]
         if missing and delete_them:
             with ctx.writing() as conn:
                 conn.execute(delete(target).where(keys_in(target, pk, missing)))
@@ -62,3 +73,15 @@ def _walk(ctx: SyncContext, target: Table, delete_them: bool) -> int:
         ctx.report()
         if len(keys) < ctx.spec.batch_size:
             return gone
+
+
+def _canonical_key(row: Any, canon: list[Any], convert: list[Any] | None) -> tuple[Any, ...]:
+    out = []
+    for i, value in enumerate(row):
+        if value is not None and convert is not None and convert[i] is not None:
+            try:
+                value = convert[i](value)
+            except (Unrepresentable, ZeroDate):
+                pass
+        out.append(None if value is None else canon[i](value))
+    return tuple(out)

@@ -7,6 +7,7 @@ looked up in the reflected source schema and quoted by SQLAlchemy.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +19,15 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     inspect,
+    text,
 )
-from sqlalchemy import types as sqltypes
-from sqlalchemy.dialects import mysql, postgresql
 
+from syncd.engine.catalog import SourceColumn, describe_columns
 from syncd.engine.connect import translated_errors
+from syncd.engine.drift import apply_drift
 from syncd.engine.errors import ConfigError, SchemaConflict
 from syncd.engine.spec import TableSync
+from syncd.engine.typemap import ColumnPlan, Verbatim, plan_column
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class SourceTable:
     columns: tuple[str, ...]  # the columns the job copies, in source order
     primary_key: tuple[str, ...]
     cursor: str | None
+    catalog: dict[str, SourceColumn]  # the source's own description of each column's type
 
     def cols(self) -> list[Column[object]]:
         """The copied columns as Column objects."""
@@ -54,6 +58,7 @@ def reflect_source(spec: TableSync, source: Engine) -> SourceTable:
                 f"(tables: {shown or 'none'})"
             )
         table = Table(spec.table, MetaData(), schema=spec.schema, autoload_with=conn)
+        catalog = describe_columns(conn, spec.table, spec.schema)
     available = [c.name for c in table.columns]
     listing = ", ".join(available)
 
@@ -84,12 +89,26 @@ def reflect_source(spec: TableSync, source: Engine) -> SourceTable:
         columns = tuple(name for name in available if name in wanted)
     else:
         columns = tuple(available)
-    return SourceTable(table=table, columns=columns, primary_key=pk, cursor=spec.cursor)
+    return SourceTable(table=table, columns=columns, primary_key=pk, cursor=spec.cursor,
+                       catalog=catalog)
 
 
-def check_table(spec: TableSync, source: Engine) -> list[str]:
-    """Raise ConfigError if the job's table, key or cursor is wrong; return warnings."""
+def plan_columns(src: SourceTable, local: str, spec: TableSync) -> list[ColumnPlan]:
+    """The type map's rule for every copied column (ConfigError for a type it cannot map)."""
+    keys = set(src.primary_key)
+    return [plan_column(src.catalog[name], local, spec.source_timezone, name in keys)
+            for name in src.columns]
+
+
+def check_table(spec: TableSync, source: Engine, local: str | None = None) -> list[str]:
+    """Raise ConfigError if the job's table, key, cursor or a column type is wrong.
+
+    ``local``: the local database's dialect name; every column must map into it.
+    Returns warnings.
+    """
     src = reflect_source(spec, source)
+    if local is not None:
+        plan_columns(src, local, spec)
     warnings = []
     if src.cursor:
         with translated_errors(f"source table {spec.qualified_table}"), source.connect() as conn:
@@ -105,82 +124,42 @@ def check_table(spec: TableSync, source: Engine) -> list[str]:
     return warnings
 
 
-def local_type(type_: sqltypes.TypeEngine[Any], local: str) -> sqltypes.TypeEngine[Any]:
-    """Portable type of a source column in the ``local`` dialect (postgresql/mysql/sqlite)."""
-    unsigned = bool(getattr(type_, "unsigned", False))
-    if isinstance(type_, sqltypes.Boolean):
-        return sqltypes.Boolean()
-    if isinstance(type_, sqltypes.BigInteger):
-        return sqltypes.Numeric(20, 0) if unsigned and local != "mysql" else (
-            mysql.BIGINT(unsigned=True) if unsigned else sqltypes.BigInteger()
-        )
-    if isinstance(type_, (mysql.YEAR,)):
-        return sqltypes.Integer()
-    if isinstance(type_, sqltypes.SmallInteger) or isinstance(type_, mysql.TINYINT):
-        return sqltypes.Integer() if unsigned else sqltypes.SmallInteger()
-    if isinstance(type_, sqltypes.Integer):
-        return sqltypes.BigInteger() if unsigned else sqltypes.Integer()
-    if isinstance(type_, sqltypes.Float):
-        return sqltypes.Double() if local != "mysql" else mysql.DOUBLE()
-    if isinstance(type_, sqltypes.Numeric):
-        precision, scale = type_.precision, type_.scale
-        if precision is None:
-            return sqltypes.Numeric() if local != "mysql" else sqltypes.Numeric(65, 30)
-        return sqltypes.Numeric(precision, scale or 0)
-    if isinstance(type_, sqltypes.DateTime):
-        aware = bool(getattr(type_, "timezone", False))
-        if local == "postgresql":
-            return postgresql.TIMESTAMP(timezone=aware, precision=6)
-        if local == "mysql":
-            return mysql.DATETIME(fsp=6)
-        return sqltypes.DateTime()
-    if isinstance(type_, sqltypes.Date):
-        return sqltypes.Date()
-    if isinstance(type_, sqltypes.Time):
-        return mysql.TIME(fsp=6) if local == "mysql" else sqltypes.Time()
-    if isinstance(type_, sqltypes.Interval):
-        return postgresql.INTERVAL() if local == "postgresql" else sqltypes.Text()
-    if isinstance(type_, sqltypes.JSON):
-        if local == "postgresql" and isinstance(type_, postgresql.JSONB):
-            return postgresql.JSONB()
-        return sqltypes.JSON()
-    if isinstance(type_, sqltypes.ARRAY):
-        return sqltypes.JSON() if local != "postgresql" else type_
-    if isinstance(type_, sqltypes.Uuid):
-        return sqltypes.Uuid() if local == "postgresql" else sqltypes.String(36)
-    if isinstance(type_, sqltypes.Enum):
-        longest = max((len(e) for e in type_.enums), default=32)
-        return sqltypes.String(max(longest, 1))
-    if isinstance(type_, sqltypes.Text) or isinstance(type_, (mysql.SET,)):
-        return mysql.LONGTEXT() if local == "mysql" else sqltypes.Text()
-    if isinstance(type_, sqltypes.String):
-        length = type_.length
-        if length is None or (local == "mysql" and length > 16000):
-            return mysql.LONGTEXT() if local == "mysql" else sqltypes.Text()
-        return sqltypes.String(length)
-    if isinstance(type_, (sqltypes.LargeBinary, sqltypes._Binary)):
-        return mysql.LONGBLOB() if local == "mysql" else sqltypes.LargeBinary()
-    return mysql.LONGTEXT() if local == "mysql" else sqltypes.Text()
-
-
 def pk_name(table_name: str) -> str:
     """Name of the primary-key constraint of a local table (short, unique per table)."""
     return "syncd_pk_" + hashlib.sha256(table_name.encode()).hexdigest()[:16]
 
 
-def local_table(src: SourceTable, name: str, local: str, extra: list[Column[object]] | None = None,
-                ) -> Table:
+def local_table(name: str, plans: Sequence[ColumnPlan], primary_key: Sequence[str],
+                extra: Sequence[Column[Any]] = ()) -> Table:
     """A Table of the local database mirroring the source (PK constraint named after it)."""
-    columns = []
-    for col in src.cols():
-        columns.append(Column(col.name, local_type(col.type, local),
-                              nullable=col.name not in src.primary_key))
-    for col in extra or []:
+    columns: list[Column[Any]] = [
+        Column(p.name, Verbatim(p.ddl), nullable=p.name not in primary_key) for p in plans]
+    for col in extra:
         columns.append(Column(col.name, col.type, nullable=True))
-    return Table(
-        name, MetaData(), *columns,
-        PrimaryKeyConstraint(*src.primary_key, name=pk_name(name)),
-    )
+    return Table(name, MetaData(), *columns, PrimaryKeyConstraint(*primary_key,
+                                                                    name=pk_name(name)))
+
+
+def create_local_table(conn: Connection, table: Table, plans: Sequence[ColumnPlan]) -> None:
+    """CREATE TABLE, after the PostgreSQL enum types its columns need."""
+    for plan in plans:
+        if plan.enum is not None:
+            ensure_enum(conn, *plan.enum)
+    table.create(conn)
+
+
+def ensure_enum(conn: Connection, name: str, members: Sequence[str]) -> None:
+    """Create a PostgreSQL enum type, or check that the existing one has the same labels."""
+    found = conn.execute(text(
+        "SELECT e.enumlabel FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid "
+        "WHERE t.oid = to_regtype(:name) ORDER BY e.enumsortorder"), {"name": name}).scalars()
+    labels = list(found)
+    if not labels:
+        quoted = ", ".join("'" + m.replace("'", "''") + "'" for m in members)
+        conn.exec_driver_sql(f"CREATE TYPE {name} AS ENUM ({quoted})")
+    elif labels != list(members):
+        raise SchemaConflict(
+            f"local enum type {name} has labels {labels}, the source's has {list(members)}")
 
 
 def reflect_local(conn: Connection, name: str) -> Table | None:
@@ -190,27 +169,23 @@ def reflect_local(conn: Connection, name: str) -> Table | None:
     return Table(name, MetaData(), autoload_with=conn)
 
 
-def local_target(conn: Connection, src: SourceTable, spec: TableSync) -> Table:
-    """The local table as syncd writes it, after adding new source columns (or failing).
-
-    Built from the source definition (the way syncd created it) instead of reflecting
-    the local table in full: one catalog query instead of a dozen, on every run.
-    """
+def local_target(conn: Connection, src: SourceTable, spec: TableSync,
+                 plans: Sequence[ColumnPlan]) -> None:
+    """Bring the local table's columns in line with the source: add new columns, widen
+    changed types (``evolve``), or fail with what changed."""
     present = {col["name"] for col in inspect(conn).get_columns(spec.target)}
-    missing = [c for c in src.cols() if c.name not in present]
-    if missing:
-        names = ", ".join(c.name for c in missing)
-        if spec.on_schema_change == "fail":
-            raise SchemaConflict(
-                f"source table {spec.qualified_table} has new column(s) {names} that local "
-                f'table {spec.target} lacks, and on_schema_change = "fail": add them locally '
-                'or set on_schema_change = "evolve"'
-            )
-        dialect = conn.dialect
-        quote = dialect.identifier_preparer.quote
-        for col in missing:
-            type_sql = local_type(col.type, dialect.name).compile(dialect=dialect)
-            conn.exec_driver_sql(
-                f"ALTER TABLE {quote(spec.target)} ADD COLUMN {quote(col.name)} {type_sql}"
-            )
-    return local_table(src, spec.target, conn.dialect.name)
+    missing = [p for p in plans if p.name not in present]
+    if missing and spec.on_schema_change == "fail":
+        names = ", ".join(p.name for p in missing)
+        raise SchemaConflict(
+            f"source table {spec.qualified_table} has new column(s) {names} that local "
+            f'table {spec.target} lacks, and on_schema_change = "fail": add them locally '
+            'or set on_schema_change = "evolve"'
+        )
+    quote = conn.dialect.identifier_preparer.quote
+    for plan in missing:
+        if plan.enum is not None:
+            ensure_enum(conn, *plan.enum)
+        conn.exec_driver_sql(
+            f"ALTER TABLE {quote(spec.target)} ADD COLUMN {quote(plan.name)} {plan.ddl}")
+    apply_drift(conn, spec, plans, src.primary_key, added={p.name for p in missing})

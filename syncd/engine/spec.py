@@ -26,6 +26,7 @@ class TableSync:
     max_delete_ratio: float = 0.5
     on_schema_change: str = "evolve"  # "evolve" | "fail"
     source_timezone: str = "UTC"
+    on_unrepresentable: str = "fail"  # "fail" | "null": a value the local type cannot hold
 
     @property
     def qualified_table(self) -> str:

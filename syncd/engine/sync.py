@@ -12,7 +12,7 @@ from syncd.engine.context import SyncContext
 from syncd.engine.full import full_load, staging_name
 from syncd.engine.incremental import incremental_pass
 from syncd.engine.reconcile import reconcile_deletes
-from syncd.engine.schema import reflect_local, reflect_source
+from syncd.engine.schema import plan_columns, reflect_local, reflect_source
 from syncd.engine.spec import Progress, ProgressCallback, SyncResult, TableSync
 
 
@@ -29,7 +29,8 @@ def sync_table(
     """
     progress = progress or Progress()
     src = reflect_source(spec, source)
-    ctx = SyncContext(spec, source, local, src, progress, on_progress, guard)
+    plans = plan_columns(src, local.dialect.name, spec)
+    ctx = SyncContext(spec, source, local, src, progress, plans, on_progress, guard)
     with translated_errors("local database"):
         point = _prepare(ctx, full_refresh)
         cursor_type = src.table.c[spec.cursor].type if spec.cursor else None
