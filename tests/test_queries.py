@@ -7,10 +7,9 @@ import sys
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite  # noqa: F401
 
 from syncd.engine.queries import full_scan, incremental_batch, keyset_after
-from syncd.engine.schema import local_type
 
 T = sa.Table("t", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
              sa.Column("k2", sa.Integer, primary_key=True), sa.Column("updated_at", sa.DateTime),
@@ -56,27 +55,6 @@ def test_full_scan_resumes_after_composite_key_without_offset():
     text = sql(full_scan(T, ["id", "k2", "v"], ["id", "k2"], (3, 4)))
     assert "WHERE t.id > 3 OR t.id = 3 AND t.k2 > 4 ORDER BY t.id, t.k2" in text
     assert "OFFSET" not in text and "LIMIT" not in text
-
-
-def test_type_map_keeps_precision_microseconds_and_unsigned_range():
-    decimal = local_type(mysql.DECIMAL(30, 10), "postgresql")
-    assert (decimal.precision, decimal.scale) == (30, 10)  # type: ignore[attr-defined]
-    assert local_type(mysql.DATETIME(fsp=6), "postgresql").compile(
-        dialect=postgresql.dialect()) == "TIMESTAMP(6) WITHOUT TIME ZONE"
-    assert local_type(postgresql.TIMESTAMP(), "mysql").compile(
-        dialect=mysql.dialect()) == "DATETIME(6)"
-    assert local_type(mysql.BIGINT(unsigned=True), "postgresql").compile(
-        dialect=postgresql.dialect()) == "NUMERIC(20, 0)"
-    assert local_type(mysql.INTEGER(unsigned=True), "sqlite").compile(
-        dialect=sqlite.dialect()) == "BIGINT"
-    assert local_type(postgresql.JSONB(), "postgresql").compile(
-        dialect=postgresql.dialect()) == "JSONB"
-    assert local_type(mysql.JSON(), "postgresql").compile(dialect=postgresql.dialect()) == "JSON"
-    assert local_type(postgresql.TEXT(), "mysql").compile(dialect=mysql.dialect()) == "LONGTEXT"
-    assert local_type(postgresql.VARCHAR(), "mysql").compile(dialect=mysql.dialect()) == \
-        "LONGTEXT"
-    assert local_type(postgresql.NUMERIC(), "mysql").compile(
-        dialect=mysql.dialect()) == "NUMERIC(65, 30)"
 
 
 def test_engine_imports_no_framework():

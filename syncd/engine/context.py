@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from syncd.engine.checkpoint import decode_value
 from syncd.engine.load import Target
 from syncd.engine.schema import SourceTable
 from syncd.engine.spec import Progress, ProgressCallback, TableSync
@@ -48,6 +50,12 @@ class SyncContext:
             job=self.spec.job, table=table or self.spec.target, columns=self.src.columns,
             primary_key=self.src.primary_key,
             text_compared=frozenset(p.name for p in self.plans if p.compare_as_text))
+
+    def decode(self, value: Any, column: str) -> Any:
+        """A checkpoint value (JSON-decoded) as the keyset query takes it."""
+        if self.source.dialect.name == "sqlite":
+            return value  # compared as stored
+        return decode_value(value, self.src.table.c[column].type)
 
     def key_plans(self) -> list[ColumnPlan]:
         """The plans of the primary-key columns, in key order."""

@@ -10,11 +10,13 @@ DECIMAL(12,2), FLOAT -> DOUBLE) is applied to the local column under
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Column, Connection, String, Table, Text, delete, insert, inspect, select
 from sqlalchemy import update as sa_update
+from sqlalchemy.exc import SAWarning
 
 from syncd.engine.catalog import SourceColumn
 from syncd.engine.checkpoint import metadata
@@ -82,7 +84,9 @@ def apply_drift(conn: Connection, spec: TableSync, plans: Sequence[ColumnPlan],
 
 
 def _check_key(conn: Connection, spec: TableSync, primary_key: Sequence[str]) -> None:
-    local = inspect(conn).get_pk_constraint(spec.target).get("constrained_columns") or []
+    with warnings.catch_warnings():  # column types SQLAlchemy does not know are irrelevant here
+        warnings.filterwarnings("ignore", "Did not recognize type", SAWarning)
+        local = inspect(conn).get_pk_constraint(spec.target).get("constrained_columns") or []
     if local and list(local) != list(primary_key):
         raise SchemaConflict(
             f"the primary key of {spec.qualified_table} is now ({', '.join(primary_key)}) but "

@@ -16,14 +16,14 @@ from typing import Any
 from sqlalchemy import Column, Connection, Table, inspect
 
 from syncd.engine.catalog import describe_columns
-from syncd.engine.checkpoint import Checkpoint, clear_checkpoint, decode_value, save_checkpoint
+from syncd.engine.checkpoint import Checkpoint, clear_checkpoint, save_checkpoint
 from syncd.engine.connect import translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
 from syncd.engine.drift import record_columns
 from syncd.engine.load import writer_for
 from syncd.engine.queries import diff_counts, full_scan, max_cursor, row_count
-from syncd.engine.readers import read_batches, select_list
+from syncd.engine.readers import fetch_rows, read_batches, select_list
 from syncd.engine.schema import SourceTable, create_local_table, local_table, pk_name
 from syncd.engine.typemap import Verbatim
 
@@ -71,16 +71,18 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
 def _decode_key(ctx: SyncContext, values: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
     if values is None:
         return None
-    types = [ctx.src.table.c[name].type for name in ctx.src.primary_key]
-    return tuple(decode_value(v, t) for v, t in zip(values, types))
+    return tuple(ctx.decode(v, name) for v, name in zip(values, ctx.src.primary_key))
 
 
 def _start_cursor(ctx: SyncContext) -> Any:
     """The highest cursor value before the load starts: where incremental runs take over."""
     if not ctx.spec.cursor or ctx.spec.mode != "incremental":
         return None
+    plan = next(p for p in ctx.plans if p.name == ctx.spec.cursor)
     with translated_errors(f"source table {ctx.spec.qualified_table}"), ctx.source.connect() as s:
-        return s.execute(max_cursor(ctx.src.table, ctx.spec.cursor)).scalar()
+        rows = fetch_rows(s, max_cursor(ctx.src.table, ctx.spec.cursor), 1)
+    value = rows[0][0] if rows else None
+    return None if value is None else plan.key(value)
 
 
 def _kept_columns(conn: Connection, target: str, src: SourceTable) -> list[Column[Any]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from syncd.engine.checkpoint import Checkpoint, decode_value, save_checkpoint
+from syncd.engine.checkpoint import Checkpoint, save_checkpoint
 from syncd.engine.connect import translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
@@ -25,11 +25,9 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
     spec, src, progress = ctx.spec, ctx.src, ctx.progress
     assert spec.cursor is not None
     progress.phase = "incremental"
-    cursor_type = src.table.c[spec.cursor].type
-    pk_types = [src.table.c[name].type for name in src.primary_key]
-    cursor = decode_value(point.cursor, cursor_type)
+    cursor = ctx.decode(point.cursor, spec.cursor)
     position = None if point.position is None else tuple(
-        decode_value(v, t) for v, t in zip(point.position, pk_types))
+        ctx.decode(v, name) for v, name in zip(point.position, src.primary_key))
     best: tuple[Any, ...] | None = None if cursor is None else (cursor, *(position or ()))
     after, lower = _start(ctx, cursor, position)
     with ctx.writing() as conn:
@@ -80,8 +78,14 @@ def _start(ctx: SyncContext, cursor: Any, position: tuple[Any, ...] | None,
     if cursor is None:
         return None, None
     lookback = ctx.spec.lookback
-    if isinstance(cursor, (datetime, date)) and lookback.total_seconds() > 0:
-        return None, cursor - lookback
+    moment = cursor
+    if isinstance(cursor, str):  # a SQLite date-time, as stored
+        try:
+            moment = datetime.fromisoformat(cursor)
+        except ValueError:
+            moment = None
+    if isinstance(moment, (datetime, date)) and lookback.total_seconds() > 0:
+        return None, moment - lookback
     if position is None:
         return None, cursor
     return (cursor, *position), None

@@ -116,7 +116,9 @@ def _bind(compiled: Any, args: Any) -> Any:
     def process(name: str, value: Any) -> Any:
         # An expanded IN list names its values name_1, name_2... after the list's name.
         proc = processors.get(name) or processors.get(name.rsplit("_", 1)[0])
-        return proc(value) if proc is not None and value is not None else value
+        if proc is None or value is None or isinstance(value, str):
+            return value  # a key as the source stored it (SQLite) is compared as it is
+        return proc(value)
 
     if isinstance(args, dict):
         return {name: process(name, value) for name, value in args.items()}

@@ -7,6 +7,7 @@ looked up in the reflected source schema and quoted by SQLAlchemy.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy import (
     inspect,
     text,
 )
+from sqlalchemy.exc import SAWarning
 
 from syncd.engine.catalog import SourceColumn, describe_columns
 from syncd.engine.connect import translated_errors
@@ -57,7 +59,9 @@ def reflect_source(spec: TableSync, source: Engine) -> SourceTable:
                 f'field "table": table {spec.qualified_table} not found at the source '
                 f"(tables: {shown or 'none'})"
             )
-        table = Table(spec.table, MetaData(), schema=spec.schema, autoload_with=conn)
+        with warnings.catch_warnings():  # types SQLAlchemy does not know: the map reads
+            warnings.filterwarnings("ignore", "Did not recognize type", SAWarning)  # the catalog
+            table = Table(spec.table, MetaData(), schema=spec.schema, autoload_with=conn)
         catalog = describe_columns(conn, spec.table, spec.schema)
     available = [c.name for c in table.columns]
     listing = ", ".join(available)
@@ -173,7 +177,7 @@ def local_target(conn: Connection, src: SourceTable, spec: TableSync,
                  plans: Sequence[ColumnPlan]) -> None:
     """Bring the local table's columns in line with the source: add new columns, widen
     changed types (``evolve``), or fail with what changed."""
-    present = {col["name"] for col in inspect(conn).get_columns(spec.target)}
+    present = set(describe_columns(conn, spec.target, None))
     missing = [p for p in plans if p.name not in present]
     if missing and spec.on_schema_change == "fail":
         names = ", ".join(p.name for p in missing)

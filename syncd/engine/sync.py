@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, inspect
 
-from syncd.engine.checkpoint import Checkpoint, clear_checkpoint, decode_value, load_checkpoint
+from syncd.engine.checkpoint import Checkpoint, clear_checkpoint, load_checkpoint
 from syncd.engine.connect import translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.full import full_load, staging_name
@@ -33,9 +33,8 @@ def sync_table(
     ctx = SyncContext(spec, source, local, src, progress, plans, on_progress, guard)
     with translated_errors("local database"):
         point = _prepare(ctx, full_refresh)
-        cursor_type = src.table.c[spec.cursor].type if spec.cursor else None
         before = point.cursor if point and point.phase == "incremental" else None
-        progress.cursor_before = decode_value(before, cursor_type)
+        progress.cursor_before = ctx.decode(before, spec.cursor) if spec.cursor else None
         progress.cursor = progress.cursor_before
         did_full = False
         if spec.mode == "full" or point is None or point.phase != "incremental" \
@@ -50,7 +49,7 @@ def sync_table(
         rows_read=progress.rows_read, rows_inserted=progress.rows_inserted,
         rows_updated=progress.rows_updated, rows_deleted=progress.rows_deleted,
         cursor_before=progress.cursor_before,
-        cursor_after=decode_value(progress.cursor, cursor_type) if spec.cursor else None,
+        cursor_after=ctx.decode(progress.cursor, spec.cursor) if spec.cursor else None,
         full_load=did_full, resumed=bool(point and point.phase == "full"),
         warnings=dict(progress.warnings),
     )

@@ -138,8 +138,11 @@ def plan_column(col: SourceColumn, local: str, source_timezone: str = "UTC",
         convert = v.chain(convert, v.shift_to_utc(source_timezone))
     read = "raw"
     if col.dialect == "postgresql":
+        # ::text, except where the cast's text differs from the type's own output:
+        # char(n) loses its padding, inet gains a /32 or /128 netmask.
         read = {"string": "raw" if col.kind == "bpchar" else "text", "float4": "double",
-                "money": "money"}.get(fam, "text")
+                "money": "money", "inet": "raw" if col.kind == "inet" else "text",
+                }.get(fam, "text")
     elif col.dialect == "mysql" and fam == "float4":
         read = "double"
     enum = None
@@ -147,7 +150,9 @@ def plan_column(col: SourceColumn, local: str, source_timezone: str = "UTC",
         enum = (ddl, col.members)
     return ColumnPlan(
         name=col.name, source=col, family=fam, ddl=ddl, read=read, convert=convert,
-        key=v.key_parser(_KEY_FAMILY.get(fam, fam)),
+        # SQLite compares keys as stored (a date-time is text in whatever form it was
+        # written): parsing and re-formatting them would skip rows.
+        key=v.same if col.dialect == "sqlite" else v.key_parser(_KEY_FAMILY.get(fam, fam)),
         compare_as_text=local == "postgresql" and (
             col.kind in PG_COMPARE_AS_TEXT or fam == "json" or not col.builtin),
         enum=enum,
@@ -163,6 +168,10 @@ Rule = tuple[str, v.Converter | None]
 def _same_dialect(col: SourceColumn, fam: str) -> Rule:
     """Same database on both sides: the source's own type, values as the source wrote them."""
     if col.dialect == "mysql":
+        if fam in ("enum", "set") and "?" in col.spelling:
+            # MariaDB's catalog shows 4-byte characters of ENUM/SET members as "?": the
+            # definition cannot be copied, so the values are kept as their text.
+            return f"varchar({len(col.spelling)})", None
         date_check = v.mysql_date if fam in ("date", "datetime", "timestamp_utc") else None
         return col.spelling, date_check
     if col.dialect == "postgresql":
@@ -183,7 +192,8 @@ def _pg_enum_name(col: SourceColumn) -> str:
 
 
 def _int(col: SourceColumn, local: str) -> Rule:
-    bits = MYSQL_INT.get(col.kind) or PG_INT.get(col.kind) or 64
+    bits = 64 if col.dialect == "sqlite" else MYSQL_INT.get(col.kind) or PG_INT.get(
+        col.kind) or 64
     from_sqlite = col.dialect == "sqlite"
     if local == "sqlite":
         return "INTEGER", v.int64 if bits == 64 and col.unsigned else v.to_int
@@ -314,7 +324,7 @@ def _bit(col: SourceColumn, local: str) -> Rule:
     if col.dialect == "mysql":
         if local == "postgresql":
             return f"bit({width})", v.bits_from_bytes(width)
-        return "INTEGER", v.int_from_bytes
+        return "INTEGER", v.chain(v.int_from_bytes, v.int64)
     if local == "mysql" and width <= 64:
         return f"bit({width})", v.int_from_bits
     return ("longtext" if local == "mysql" else "TEXT"), None
@@ -345,6 +355,6 @@ _RULES: dict[str, Callable[[SourceColumn, str], Rule]] = {
     "timestamp_utc": _datetime, "timestamptz": _timestamptz, "time": _mysql_time,
     "pgtime": _pg_time, "year": _year, "json": _json,
     "jsonb": lambda c, local: _json(c, local, binary=True), "uuid": _uuid, "inet": _inet,
-    "bit": _bit, "varbit": _bit, "enum": _text_elsewhere, "set": _text_elsewhere,
+    "bit": _bit, "varbit": _text_elsewhere, "enum": _text_elsewhere, "set": _text_elsewhere,
     "pgtext": _text_elsewhere, "any": _any,
 }

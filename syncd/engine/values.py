@@ -9,6 +9,7 @@ for PostgreSQL's COPY, a bind parameter for MySQL and SQLite) or raises
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
@@ -191,21 +192,29 @@ def float_special(value: Any) -> str | None:
 
 
 def finite_float(value: Any) -> Any:
-    """A float MySQL can store: no NaN, no infinity."""
+    """A float MySQL can store: no NaN, no infinity, no negative zero (MySQL drops its sign)."""
     special = float_special(value)
     if special is not None:
         raise Unrepresentable(special)
+    if isinstance(value, float):
+        if value == 0 and math.copysign(1, value) < 0:
+            raise Unrepresentable("negative zero")
+    elif value.startswith("-") and float(value) == 0:
+        raise Unrepresentable("negative zero")
     return value
 
 
 def sqlite_float(value: Any) -> Any:
-    """A float for SQLite REAL: infinity is kept, NaN cannot be stored (SQLite makes it NULL)."""
+    """A float for SQLite REAL: infinity is kept; SQLite stores NaN as NULL and -0.0 as 0."""
     special = float_special(value)
     if special == "NaN":
         raise Unrepresentable("NaN")
     if special is not None:
         return float("inf") if special == "infinity" else float("-inf")
-    return float(value)
+    number = float(value)
+    if number == 0 and math.copysign(1, number) < 0:
+        raise Unrepresentable("negative zero")
+    return number
 
 
 def pg_float(value: Any) -> Any:
@@ -225,8 +234,12 @@ def pg_bool(value: Any) -> Any:
 
 
 def bool_to_int(value: Any) -> Any:
-    """PostgreSQL boolean text as 1/0."""
-    return 1 if value == "t" else 0
+    """PostgreSQL boolean text ("true"/"false", or "t"/"f" from a raw read) as 1/0."""
+    if value in ("true", "t"):
+        return 1
+    if value in ("false", "f"):
+        return 0
+    raise Unrepresentable(f"{_kind(value)} {str(value)[:20]!r} in a boolean column")
 
 
 # --- dates and times -------------------------------------------------------------------------
@@ -279,10 +292,11 @@ def mysql_time_of_day(value: Any) -> Any:
 
 def key_parser(family: str) -> Converter:
     """Source value -> typed Python value, for keyset parameters and checkpoints."""
-    return _KEYS.get(family, _same)
+    return _KEYS.get(family, same)
 
 
-def _same(value: Any) -> Any:
+def same(value: Any) -> Any:
+    """The value as it is."""
     return value
 
 
@@ -317,7 +331,7 @@ _KEYS: dict[str, Converter] = {
     "time": _key_time,
     "binary": _key_bytes,
     "uuid": lambda v: UUID(v) if isinstance(v, str) else v,
-    "bool": lambda v: v == "t" if isinstance(v, str) else bool(v),
+    "bool": lambda v: v in ("true", "t") if isinstance(v, str) else bool(v),
 }
 
 

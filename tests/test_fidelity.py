@@ -1,0 +1,225 @@
+"""The round-trip matrix: every column type of every source into every local database.
+
+For each source x local pair, one source table holds a column per case
+(fidelity_cases.py). A full load copies it; then the same values under new keys
+arrive through an incremental run. Each cell (source, case, local) is its own
+test: the local value equals the source value exactly (compared by the case's
+canonical form: numbers as decimals without rounding, floats by repr or their
+bits, PostgreSQL values as PostgreSQL's own text), and the row written by the
+incremental run is identical to the one the full load wrote. A value that the
+local type cannot hold fails the run naming job, column and row, or becomes NULL
+with a warning under on_unrepresentable = "null".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import Databases
+from fidelity_cases import CASES, PG_TYPES, Case
+from test_sync import jobs_toml, make_state, run
+
+LOCALS = ("postgres", "mysql", "sqlite")
+TIME_1 = "2026-01-01 00:00:00"
+TIME_2 = "2026-01-02 00:00:00"
+INCREMENTAL_OFFSET = 1000
+
+
+@dataclass
+class Synced:
+    """One source x local pair after a full load and an incremental run."""
+
+    error: str | None = None
+    source: dict[str, dict[int, Any]] = field(default_factory=dict)
+    local: dict[str, dict[int, Any]] = field(default_factory=dict)
+
+
+def column(case: Case) -> str:
+    return f"c_{case.id}"
+
+
+def _create_source(url: str, kind: str, cases: list[Case], table: str = "fid") -> None:
+    """The source table: id, updated_at and one column per case, a row per value."""
+    stamp = {"mysql": "DATETIME(6)", "postgres": "timestamp(6)", "sqlite": "DATETIME"}[kind]
+    cols = ", ".join(f"{column(c)} {c.ddl}" for c in cases)
+    rows = max(len(c.values) for c in cases)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            if kind == "mysql":
+                conn.exec_driver_sql("SET time_zone = '+00:00'")
+            if kind == "postgres" and any(c.ddl == "syncd_mood" for c in cases):
+                conn.exec_driver_sql(PG_TYPES)
+            conn.exec_driver_sql(
+                f"CREATE TABLE {table} (id BIGINT PRIMARY KEY, updated_at {stamp}, {cols})")
+            for r in range(rows):
+                values = ", ".join(c.values[r] if r < len(c.values) else "NULL" for c in cases)
+                conn.exec_driver_sql(
+                    f"INSERT INTO {table} VALUES ({r + 1}, '{TIME_1}', {values})".replace(
+                        "%", "%%"))
+    finally:
+        engine.dispose()
+
+
+def _copy_rows_for_incremental(url: str, kind: str, cases: list[Case]) -> None:
+    """The same values again under new keys, with a later cursor."""
+    cols = ", ".join(column(c) for c in cases)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            if kind == "mysql":
+                conn.exec_driver_sql("SET time_zone = '+00:00'")
+            conn.exec_driver_sql(
+                f"INSERT INTO fid (id, updated_at, {cols}) SELECT id + {INCREMENTAL_OFFSET}, "
+                f"'{TIME_2}', {cols} FROM fid")
+    finally:
+        engine.dispose()
+
+
+def read_values(url: str, table: str, names: list[str]) -> dict[str, dict[int, Any]]:
+    """Each column's values by id, as the database itself writes them (no driver typing)."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            raw: Any = conn.connection.dbapi_connection
+            name = conn.dialect.name
+            if name == "postgresql":
+                types = dict(conn.exec_driver_sql(
+                    "SELECT column_name, data_type FROM information_schema.columns "
+                    f"WHERE table_name = '{table}'").all())
+                select = [c if types[c] in ("character", "inet") else f"{c}::text"
+                          for c in names]
+                cursor = raw.cursor()
+            elif name in ("mysql", "mariadb"):
+                conn.exec_driver_sql("SET time_zone = '+00:00'")
+                types = dict(conn.exec_driver_sql(
+                    "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE "
+                    f"TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{table}'").all())
+                select = [f"{c} + 0e0" if types[c] == "float" else c for c in names]
+                raw.decoders = {}
+                cursor = raw.cursor()
+            else:
+                select, cursor = list(names), raw.cursor()
+            cursor.execute(f"SELECT id, {', '.join(select)} FROM {table}")
+            rows = cursor.fetchall()
+    finally:
+        engine.dispose()
+    out: dict[str, dict[int, Any]] = {n: {} for n in names}
+    for row in rows:
+        for n, value in zip(names, row[1:], strict=True):
+            out[n][int(row[0])] = value
+    return out
+
+
+def _sync_pair(dbs: Databases, tmp: Path, source_kind: str, local_kind: str) -> Synced:
+    cases = [c for c in CASES[source_kind] if local_kind not in c.refused]
+    src, local = dbs.make(source_kind), dbs.make(local_kind)
+    _create_source(src, source_kind, cases)
+    state = make_state(tmp, local, jobs_toml(src, name="fid", table="fid", batch_size=2))
+    try:
+        full = run(state, "fid")
+        if full.status != "succeeded":
+            return Synced(error=f"full load: {full.error}")
+        _copy_rows_for_incremental(src, source_kind, cases)
+        incremental = run(state, "fid")
+        if incremental.status != "succeeded":
+            return Synced(error=f"incremental run: {incremental.error}")
+        rows = max(len(c.values) for c in cases)
+        # All rows of the full load share its highest cursor value: the first incremental
+        # run re-reads them (inclusive start), then reads the new ones.
+        if (incremental.rows_read, incremental.rows_inserted) != (2 * rows, rows):
+            return Synced(error=f"incremental run read {incremental.rows_read} and inserted "
+                                f"{incremental.rows_inserted} rows, not {2 * rows} and {rows}")
+    finally:
+        state.dispose()
+    names = [column(c) for c in cases]
+    return Synced(source=read_values(src, "fid", names), local=read_values(local, "fid", names))
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """``matrix(source_kind, local_kind)``: the synced pair, made once per module."""
+    tmp = tmp_path_factory.mktemp("fidelity")
+    dbs = Databases(tmp)
+    done: dict[tuple[str, str], Synced] = {}
+
+    def get(source_kind: str, local_kind: str) -> Synced:
+        if (source_kind, local_kind) not in done:
+            pair_dir = tmp / f"{source_kind}-{local_kind}"
+            pair_dir.mkdir()
+            try:
+                done[source_kind, local_kind] = _sync_pair(dbs, pair_dir, source_kind,
+                                                           local_kind)
+            except Exception as exc:  # every cell of the pair reports it
+                done[source_kind, local_kind] = Synced(error=f"{type(exc).__name__}: {exc}")
+        return done[source_kind, local_kind]
+
+    yield get
+    dbs.drop_all()
+
+
+EXACT = [pytest.param(s, c, local, id=f"{s}-{c.id}-to-{local}")
+         for s, cases in CASES.items() for c in cases for local in LOCALS
+         if local not in c.refused]
+REFUSED = [pytest.param(s, c, local, id=f"{s}-{c.id}-to-{local}")
+           for s, cases in CASES.items() for c in cases for local in LOCALS
+           if local in c.refused]
+
+
+@pytest.mark.parametrize("source_kind,case,local_kind", EXACT)
+def test_value_arrives_exactly_by_full_load_and_incremental_run(
+        matrix: Any, source_kind: str, case: Case, local_kind: str) -> None:
+    synced = matrix(source_kind, local_kind)
+    assert synced.error is None, synced.error
+    name = column(case)
+    for r, literal in enumerate(case.values, start=1):
+        source = synced.source[name][r]
+        by_full, by_incremental = synced.local[name][r], synced.local[name][r + 1000]
+        assert by_incremental == by_full, f"{literal}: full load and incremental run differ"
+        if source is None:
+            assert by_full is None, literal
+        else:
+            assert by_full is not None, f"{literal}: arrived as NULL"
+            assert case.canon(by_full) == case.canon(source), (literal, source, by_full)
+
+
+@pytest.mark.parametrize("source_kind,case,local_kind", REFUSED)
+def test_value_the_local_type_cannot_hold_fails_the_run_or_becomes_null(
+        databases: Databases, tmp_path: Path, source_kind: str, case: Case,
+        local_kind: str) -> None:
+    src, local = databases.make(source_kind), databases.make(local_kind)
+    _create_source(src, source_kind, [case])
+    fail_dir, null_dir = tmp_path / "fail", tmp_path / "null"
+    fail_dir.mkdir()
+    null_dir.mkdir()
+    state = make_state(fail_dir, local, jobs_toml(src, name="fid", table="fid"))
+    try:
+        result = run(state, "fid")
+    finally:
+        state.dispose()
+    assert result.status == "failed"
+    assert f'job "fid": column "{column(case)}", row with id=1: {case.refused[local_kind]}' \
+        in result.error, result.error
+    assert "cannot be stored exactly in the local type" in result.error
+    engine = sa.create_engine(local, poolclass=sa.pool.NullPool)
+    try:
+        assert not sa.inspect(engine).has_table("fid")  # nothing was swapped in
+    finally:
+        engine.dispose()
+
+    state = make_state(null_dir, local, jobs_toml(src, name="fid", table="fid",
+                                                  on_unrepresentable="null"))
+    try:
+        stored = run(state, "fid")
+    finally:
+        state.dispose()
+    assert stored.status == "succeeded", stored.error
+    warning = f'column "{column(case)}": {case.refused[local_kind]} stored as NULL'
+    assert any(warning in w["message"] for w in stored.to_dict()["warnings"]), stored.warnings_json
+    values = read_values(local, "fid", [column(case)])[column(case)]
+    assert values[1] is None
