@@ -75,6 +75,8 @@ class Config:
             "SYNCD_BEAT_SCHEDULE_FILE", str(var_dir / "celerybeat-schedule")
         )
         self.SYNCD_HOUSEKEEPING_SECONDS = float(env.get("SYNCD_HOUSEKEEPING_SECONDS", "60"))
+        # Runs older than this many days are deleted by housekeeping (0: keep them all).
+        self.SYNCD_HISTORY_DAYS = float(env.get("SYNCD_HISTORY_DAYS", "90"))
         for key, value in overrides.items():
             setattr(self, key, value)
         if "SESSION_COOKIE_SECURE" not in overrides:
