@@ -75,6 +75,13 @@ class Config:
             "SYNCD_BEAT_SCHEDULE_FILE", str(var_dir / "celerybeat-schedule")
         )
         self.SYNCD_HOUSEKEEPING_SECONDS = float(env.get("SYNCD_HOUSEKEEPING_SECONDS", "60"))
+        # Runs older than this many days are deleted by housekeeping (0: keep them all).
+        self.SYNCD_HISTORY_DAYS = float(env.get("SYNCD_HISTORY_DAYS", "90"))
+        # Alert deliveries: attempts per target, backoff before the 2nd attempt (doubling),
+        # and the timeout of one attempt, in seconds.
+        self.SYNCD_NOTIFY_ATTEMPTS = int(env.get("SYNCD_NOTIFY_ATTEMPTS", "3"))
+        self.SYNCD_NOTIFY_BACKOFF = float(env.get("SYNCD_NOTIFY_BACKOFF", "2.0"))
+        self.SYNCD_NOTIFY_TIMEOUT = float(env.get("SYNCD_NOTIFY_TIMEOUT", "10"))
         for key, value in overrides.items():
             setattr(self, key, value)
         if "SESSION_COOKIE_SECURE" not in overrides:

@@ -14,6 +14,7 @@ import click
 from sqlalchemy import select
 
 from syncd import SyncdState, create_app, get_state
+from syncd.cli_notify import notify
 from syncd.cli_services import trigger, up
 from syncd.cli_users import tokens, users
 from syncd.engine.errors import ConfigError, SourceUnavailable
@@ -238,6 +239,7 @@ cli.add_command(trigger)
 cli.add_command(up)
 cli.add_command(users)
 cli.add_command(tokens)
+cli.add_command(notify)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError
 
 from syncd.engine.errors import ConfigError
 from syncd.engine.spec import TableSync
+from syncd.notify.config import NotifySpec, parse_notify
 
 JOB_NAME = re.compile(r"^[a-z0-9_-]+$")
 LOCAL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
@@ -34,8 +35,9 @@ SOURCE_KEYS = {"url", "timezone"}
 JOB_KEYS = {
     "name", "source", "table", "target", "mode", "cursor", "primary_key", "columns",
     "schedule", "batch_size", "lookback", "deletes", "max_delete_ratio",
-    "on_schema_change", "timeout", "on_unrepresentable",
+    "on_schema_change", "timeout", "on_unrepresentable", "max_age",
 }
+STALE_PERIODS = 3  # default max_age: this many schedule periods
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,13 @@ class Schedule:
         now = datetime.now(UTC)
         return now + crontab.from_string(self.cron or "").remaining_estimate(when)
 
+    def period(self, now: datetime) -> timedelta:
+        """The time between two runs around ``now``."""
+        if self.interval is not None:
+            return self.interval
+        first = self.next_after(now)
+        return self.next_after(first + timedelta(seconds=1)) - first + timedelta(seconds=1)
+
     def describe(self) -> str:
         """The schedule in words."""
         if self.interval is not None:
@@ -101,6 +110,18 @@ class JobSpec:
     on_schema_change: str
     timeout: timedelta | None
     on_unrepresentable: str = "fail"
+    max_age: timedelta | None = None  # as written in the jobs file; see stale_after()
+
+    def stale_after(self, now: datetime) -> timedelta | None:
+        """Data older than this is stale: ``max_age``, else three schedule periods.
+
+        None for a job without schedule nor ``max_age``: it is never stale.
+        """
+        if self.max_age is not None:
+            return self.max_age
+        if self.schedule is None:
+            return None
+        return STALE_PERIODS * self.schedule.period(now)
 
     def table_sync(self) -> TableSync:
         """The engine's view of this job."""
@@ -131,6 +152,7 @@ class JobsFile:
     path: str
     sources: dict[str, SourceSpec]
     jobs: dict[str, JobSpec]
+    notify: NotifySpec = field(default_factory=NotifySpec)  # no [notify]: no targets
 
     def job(self, name: str) -> JobSpec:
         """The job called ``name``; ConfigError if there is none."""
@@ -209,7 +231,7 @@ def load_jobs(path: str | Path, environ: Mapping[str, str]) -> JobsFile:
 
 def parse_jobs(data: dict[str, Any], label: str, environ: Mapping[str, str]) -> JobsFile:
     """Validate the parsed TOML of a jobs file."""
-    unknown = set(data) - {"sources", "jobs"}
+    unknown = set(data) - {"sources", "jobs", "notify"}
     if unknown:
         raise ConfigError(f"{label}: unknown top-level key(s): {', '.join(sorted(unknown))}")
     sources_raw = data.get("sources", {})
@@ -233,7 +255,11 @@ def parse_jobs(data: dict[str, Any], label: str, environ: Mapping[str, str]) -> 
                 f'is already the target of job "{targets[job.target]}"'
             )
         targets[job.target] = job.name
-    return JobsFile(path=label, sources=sources, jobs=jobs)
+    notify = NotifySpec()
+    if "notify" in data:
+        notify = parse_notify(data["notify"], label,
+                              lambda value, where: expand_env(value, environ, where))
+    return JobsFile(path=label, sources=sources, jobs=jobs, notify=notify)
 
 
 def _parse_source(name: str, raw: Any, label: str, environ: Mapping[str, str]) -> SourceSpec:
@@ -322,6 +348,7 @@ def _parse_job(index: int, raw: Any, label: str, sources: dict[str, SourceSpec])
         raise ConfigError(f'{where}: field "max_delete_ratio": must be a number from 0 to 1')
     schedule = raw.get("schedule")
     timeout = raw.get("timeout")
+    max_age = raw.get("max_age")
     return JobSpec(
         name=name,
         source=sources[source_name],
@@ -339,7 +366,17 @@ def _parse_job(index: int, raw: Any, label: str, sources: dict[str, SourceSpec])
         on_schema_change=_choice(raw, "on_schema_change", ("evolve", "fail"), where),
         timeout=parse_duration(timeout, f'{where}: field "timeout"') if timeout else None,
         on_unrepresentable=_choice(raw, "on_unrepresentable", ("fail", "null"), where),
+        max_age=_max_age(max_age, f'{where}: field "max_age"') if max_age is not None else None,
     )
+
+
+def _max_age(value: Any, where: str) -> timedelta:
+    if not isinstance(value, str):
+        raise ConfigError(f'{where}: must be a duration such as "2h"')
+    age = parse_duration(value, where)
+    if age.total_seconds() < 1:
+        raise ConfigError(f'{where}: must be at least "1s"')
+    return age
 
 
 def utcnow() -> datetime:

@@ -82,6 +82,7 @@ class SyncRun(Base):
         Index("ix_syncd_runs_status_id", "status", "id"),
         Index("ix_syncd_runs_job_status_id", "job", "status", "id"),
         Index("ix_syncd_runs_job_trigger_id", "job", "trigger", "id"),
+        Index("ix_syncd_runs_queued_at_id", "queued_at", "id"),  # retention
     )
 
     @property
@@ -164,3 +165,57 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Alert(Base):
+    """One event worth an alert (a run failed, a job recovered, is stale, a test).
+
+    ``key`` is unique: whoever inserts it first sends the alert, so two processes
+    never send the same one (a stale episode's key is the job's last success).
+    """
+
+    __tablename__ = "syncd_alerts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    job: Mapped[str | None] = mapped_column(String(100))
+    event: Mapped[str] = mapped_column(String(16))  # failed|failing|recovered|stale|test
+    run_id: Mapped[int | None] = mapped_column(BigInteger)
+    summary: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_syncd_alerts_created_at", "created_at"),)
+
+
+class AlertDelivery(Base):
+    """The delivery of one alert to one target: retried, then ``delivered`` or ``failed``."""
+
+    __tablename__ = "syncd_alert_deliveries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(BigInteger)
+    job: Mapped[str | None] = mapped_column(String(100))
+    event: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(Text)  # masked: never a password
+    status: Mapped[str] = mapped_column(String(16))  # sending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_syncd_alert_deliveries_created_at", "created_at"),)
+
+
+class LoginFailure(Base):
+    """One failed (or still running) login of a user name, shared by every web process."""
+
+    __tablename__ = "syncd_login_failures"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(100))
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_syncd_login_failures_username_attempted_at", "username", "attempted_at"),
+        Index("ix_syncd_login_failures_attempted_at", "attempted_at"),
+    )

@@ -29,6 +29,7 @@ from syncd.engine.errors import ConfigError, RunTimedOut, SyncError
 from syncd.jobs import JobSpec
 from syncd.locks import JobLock
 from syncd.models import JobState, SyncRun, utcnow
+from syncd.notify.alerts import notify_run
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +138,11 @@ def run_job(state: SyncdState, request: RunRequest, on_progress: ProgressHook | 
     try:
         _abandon_running(state, spec.name)
         run_id = _start(state, request)
-        return _execute(state, spec, run_id, request, on_progress)
+        run = _execute(state, spec, run_id, request, on_progress)
     finally:
         lock.release()
+    notify_run(state, run)  # recorded and unlocked first; never raises
+    return run
 
 
 def _held_reason(state: SyncdState, job: str) -> str:

@@ -76,13 +76,19 @@ def sync(job: str | None = None, run_id: int | None = None) -> str | None:
 
 @shared_task(name=HOUSEKEEPING_TASK, ignore_result=True)
 def housekeeping() -> list[int]:
-    """Mark runs whose worker died (left ``running``, lock free) as ``abandoned``."""
+    """Mark runs whose worker died (left ``running``, lock free) as ``abandoned``;
+    alert about stale jobs; delete old history."""
     from syncd import get_state
+    from syncd.notify.alerts import notify_housekeeping
+    from syncd.retention import prune_history
     from syncd.runner import mark_abandoned
 
-    marked = mark_abandoned(get_state())
+    state = get_state()
+    marked = mark_abandoned(state)
     if marked:
         log.warning("runs %s lost their worker: marked abandoned", ", ".join(map(str, marked)))
+    notify_housekeeping(state)
+    prune_history(state)
     return marked
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -30,6 +28,7 @@ from wtforms.validators import DataRequired, Length
 from syncd import get_state
 from syncd.models import User
 from syncd.web import accounts
+from syncd.web.login_limits import LoginThrottle
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -100,44 +99,11 @@ def safe_next(target: str | None) -> str:
     return url_for("pages.dashboard")
 
 
-class LoginThrottle:
-    """Refuses logins of a user name after too many recent failures (per process)."""
-
-    def __init__(self, attempts: int = 10, window: float = 300.0) -> None:
-        self.attempts = attempts
-        self.window = window
-        self._failures: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, username: str, now: float) -> list[float]:
-        kept = [t for t in self._failures.get(username, []) if now - t < self.window]
-        if kept:
-            self._failures[username] = kept
-        else:
-            self._failures.pop(username, None)
-        return kept
-
-    def blocked(self, username: str) -> bool:
-        with self._lock:
-            return len(self._recent(username, time.monotonic())) >= self.attempts
-
-    def failed(self, username: str) -> None:
-        with self._lock:
-            now = time.monotonic()
-            if len(self._failures) > 10_000:  # many names guessed: keep memory bounded
-                for name in list(self._failures):
-                    self._recent(name, now)
-            self._failures[username] = [*self._recent(username, now), now]
-
-    def forget(self, username: str) -> None:
-        with self._lock:
-            self._failures.pop(username, None)
-
-
 def _throttle() -> LoginThrottle:
-    throttle: LoginThrottle = current_app.extensions.setdefault(
-        "syncd_login_throttle", LoginThrottle())
-    return throttle
+    throttle = current_app.extensions.get("syncd_login_throttle")
+    if throttle is None:
+        throttle = current_app.extensions["syncd_login_throttle"] = LoginThrottle(get_state())
+    return throttle  # type: ignore[no-any-return]
 
 
 class LoginForm(FlaskForm):
@@ -153,16 +119,15 @@ def login() -> Any:
     if form.validate_on_submit():
         username = (form.username.data or "").strip()
         throttle = _throttle()
-        if throttle.blocked(username):
+        if throttle.admit(username) is None:  # counted before the password is checked
             flash("Too many failed logins for this user: try again in a few minutes.", "error")
             return render_template("login.html", form=form, next_url=next_url), 429
         user = accounts.authenticate(get_state(), username, form.password.data or "")
         if user is not None:
-            throttle.forget(username)
+            throttle.succeeded(username)
             session.clear()  # a fresh session for the new login
             login_user(WebUser(user))
             return redirect(safe_next(next_url), code=303)
-        throttle.failed(username)
         flash("Wrong user name or password.", "error")
         return render_template("login.html", form=form, next_url=next_url)
     if current_user.is_authenticated and request.method == "GET":

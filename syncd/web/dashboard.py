@@ -13,9 +13,6 @@ from syncd.models import SyncRun, utcnow
 from syncd.status import last_runs, last_successes, paused_jobs
 from syncd.web.history import active_run_in
 
-STALE_FACTOR = 2  # data older than this many schedule periods (plus slack) is stale
-STALE_SLACK = timedelta(minutes=1)
-
 
 @dataclass
 class JobRow:
@@ -43,19 +40,16 @@ class JobRow:
 
 def schedule_period(schedule: Schedule, now: datetime) -> timedelta:
     """The time between two runs of ``schedule`` around ``now``."""
-    if schedule.interval is not None:
-        return schedule.interval
-    first = schedule.next_after(now)
-    return schedule.next_after(first + timedelta(seconds=1)) - first + timedelta(seconds=1)
+    return schedule.period(now)
 
 
 def freshness(spec: JobSpec, last_success: SyncRun | None, now: datetime) -> str:
-    """Whether the job's data is as fresh as its schedule promises."""
+    """Whether the job's data is younger than its ``max_age`` (default: three periods)."""
     if last_success is None or last_success.finished_at is None:
         return "never"
-    if spec.schedule is None:
+    limit = spec.stale_after(now)
+    if limit is None:
         return "manual"
-    limit = STALE_FACTOR * schedule_period(spec.schedule, now) + STALE_SLACK
     return "fresh" if now - last_success.finished_at <= limit else "stale"
 
 

@@ -1,0 +1,49 @@
+"""``syncd notify test``: send a test alert to every target of the jobs file's ``[notify]``.
+
+Exit codes: 0 every target took it, 1 a target failed (or none is configured),
+2 the jobs file does not validate.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from syncd.engine.errors import ConfigError
+
+EXIT_FAILED, EXIT_CONFIG = 1, 2
+
+
+@click.group()
+def notify() -> None:
+    """Alerts: the [notify] section of the jobs file."""
+
+
+@notify.command("test")
+def notify_test() -> None:
+    """Send a test alert to every target (webhooks, e-mail); exit 0 if all took it."""
+    from syncd import create_app, get_state
+    from syncd.notify.alerts import send_test
+
+    state = get_state(create_app())
+    try:
+        try:
+            jobs = state.jobs()
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_CONFIG)
+        if not jobs.notify.targets:
+            click.echo(f"error: {jobs.path}: no [notify] section: no alert target to test",
+                       err=True)
+            sys.exit(EXIT_FAILED)
+        results = send_test(state, jobs)
+    finally:
+        state.dispose()
+    for result in results:
+        line = f"{result.status}: {result.target} ({result.attempts} attempt(s))"
+        click.echo(line + (f": {result.error}" if result.error else ""))
+    failed = sum(r.status != "delivered" for r in results)
+    click.echo(f"{len(results) - failed} of {len(results)} target(s) took the test alert")
+    if failed or not results:
+        sys.exit(EXIT_FAILED)
