@@ -215,10 +215,11 @@ def test_unreachable_source_is_retried_then_fails(databases, make_env, services)
 def test_soft_time_limit_ends_run_as_timed_out(databases, make_env, services):
     """The worker's soft time limit (the job's timeout) stops a run the runner did not."""
     source = databases.mysql()
-    create_orders(source, 100_000)
-    env = make_env(databases.sqlite("local"),
-                   sqlite_source_jobs(source, job_block("orders", batch_size=100_000)))
-    services.worker(env)
+    create_orders(source, 1_000)
+    gate = SourceGate(source, at=501)
+    env = make_env(databases.sqlite("local"), sqlite_source_jobs(
+        source, job_block("orders", batch_size=1_000, **gate.job_fields())))
+    worker = services.worker(env)
     app = env.app()
     from syncd import get_state
     from syncd.runner import create_queued_run
@@ -226,11 +227,18 @@ def test_soft_time_limit_ends_run_as_timed_out(databases, make_env, services):
 
     state = get_state(app)
     run_id = create_queued_run(state, "orders", "cli")
-    # one 100k-row batch: the runner checks the timeout only between batches
-    app.extensions["celery"].send_task(SYNC_TASK, kwargs={"run_id": run_id},
-                                       soft_time_limit=0.5, time_limit=30)
+    # One batch of the whole table, which cannot complete while the gate is held: the
+    # runner checks the timeout only between batches, so only the soft limit can stop it.
+    # (The limit leaves the run ample time to get to the gate.)
+    with gate:
+        task = app.extensions["celery"].send_task(
+            SYNC_TASK, kwargs={"run_id": run_id}, soft_time_limit=2, time_limit=60)
+        gate.wait_until_reached()
+        # logged by the worker right before it signals the process running the task
+        worker.wait_for_log(f"exceeded for {SYNC_TASK}[{task.id}]")
     run = finished_run(env.local_url, run_id)
     state.dispose()
     assert run["status"] == "failed", run
     assert run["error"].startswith("timed out"), run["error"]
     assert "checkpoint kept" in run["error"]
+    assert run["rows_read"] == 0  # the batch never completed
