@@ -236,7 +236,9 @@ def test_soft_time_limit_ends_run_as_timed_out(databases, make_env, services):
         gate.wait_until_reached()
         # logged by the worker right before it signals the process running the task
         worker.wait_for_log(f"exceeded for {SYNC_TASK}[{task.id}]")
-    run = finished_run(env.local_url, run_id)
+    # The runner records the run failed, then the task words the error: read it after both.
+    worker.wait_for_log(f"Task {SYNC_TASK}[{task.id}] succeeded")
+    run = run_by_id(env.local_url, run_id)
     state.dispose()
     assert run["status"] == "failed", run
     assert run["error"].startswith("timed out"), run["error"]
