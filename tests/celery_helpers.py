@@ -3,6 +3,7 @@ starts them (``celery -A syncd.worker ...``), always killed at teardown."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -125,8 +126,6 @@ def run_by_id(local_url: str, run_id: int) -> dict[str, Any] | None:
 
 def history(env: Any, *args: str) -> list[dict[str, Any]]:
     """``syncd history --json`` as an operator reads it."""
-    import json
-
     proc = env.syncd("history", "--json", "--limit", "1000", *args, check=True)
     return json.loads(proc.stdout)
 
@@ -143,9 +142,12 @@ def sqlite_source_jobs(source_url: str, *jobs: str) -> str:
 
 
 def job_block(name: str, table: str = "orders", **fields: Any) -> str:
-    """One [[jobs]] block of an incremental job on ``table``."""
+    """One [[jobs]] block of an incremental job on ``table`` (lists as TOML arrays)."""
     values = {"name": name, "source": "src", "table": table, "cursor": "updated_at", **fields}
     lines = ["[[jobs]]"]
     for key, value in values.items():
-        lines.append(f"{key} = {value}" if isinstance(value, int) else f'{key} = "{value}"')
+        if isinstance(value, (int, list)):
+            lines.append(f"{key} = {json.dumps(value)}")
+        else:
+            lines.append(f'{key} = "{value}"')
     return "\n".join(lines) + "\n"

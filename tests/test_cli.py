@@ -9,6 +9,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from blocking import SourceGate
 from sample_tables import create_orders, execute, table_rows
 from test_sync import jobs_toml
 
@@ -63,44 +64,52 @@ def test_unknown_job_exits_2_and_writes_nothing(databases, make_env):
 
 def test_killed_run_is_abandoned_and_next_run_resumes_from_checkpoint(databases, make_env):
     src, local = databases.mysql(), databases.postgres()
-    create_orders(src, 100_000, chunk=10_000)
-    env = make_env(local, jobs_toml(src, batch_size=1000))
-    first = env.popen("run", "orders")
-    try:
-        wait_for(lambda: checkpoint_position(local) >= 20_000 or first.poll() is not None)
-        assert first.poll() is None, "the load finished before it could be killed"
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(timeout=10)
-    finally:
-        if first.poll() is None:
-            first.kill()
+    create_orders(src, 2_000)
+    gate = SourceGate(src, at=1_001)  # the load cannot pass row 1001 while the test holds it
+    env = make_env(local, jobs_toml(src, batch_size=100, **gate.job_fields()))
+    with gate:
+        first = env.popen("run", "orders")
+        try:
+            gate.wait_until_reached()
+            # The batches before the gate are committed with their checkpoints; only the
+            # rows the source still buffers (under 200 of this table) stay behind.
+            wait_for(lambda: checkpoint_position(local) >= 500)
+            assert first.poll() is None, first.communicate()
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(timeout=10)
+        finally:
+            if first.poll() is None:
+                first.kill()
     killed_at = checkpoint_position(local)
-    assert 20_000 <= killed_at < 100_000
+    assert 500 <= killed_at < 1_001
 
     second = env.syncd("run", "orders")
     assert second.returncode == 0, second.stdout + second.stderr
     runs = history(env)
     assert [r["status"] for r in runs] == ["succeeded", "abandoned"]
-    assert runs[0]["rows_read"] <= 100_000 - killed_at  # did not start from zero
-    assert runs[0]["rows_inserted"] == 100_000  # the table the swap made visible
+    assert runs[0]["rows_read"] <= 2_000 - killed_at  # did not start from zero
+    assert runs[0]["rows_inserted"] == 2_000  # the table the swap made visible
     assert table_rows(local, "orders") == table_rows(src, "orders")
 
 
 def test_two_runs_of_one_job_one_succeeds_other_exits_3_skipped(databases, make_env):
-    src, local = databases.sqlite(), databases.postgres()
-    create_orders(src, 60_000, chunk=20_000)
-    env = make_env(local, jobs_toml(src, batch_size=500))
-    procs = [env.popen("run", "orders"), env.popen("run", "orders")]
+    src, local = databases.postgres(), databases.postgres()
+    create_orders(src, 300)
+    gate = SourceGate(src, at=201)
+    env = make_env(local, jobs_toml(src, batch_size=100, **gate.job_fields()))
+    gate.hold()
+    first = env.popen("run", "orders")
     try:
-        outputs = [p.communicate(timeout=300) for p in procs]
+        gate.wait_until_reached()  # the first run is in its load, holding the job's lock
+        second = env.syncd("run", "orders")
+        gate.open()
+        outputs = [first.communicate(timeout=300), (second.stdout, second.stderr)]
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    codes = sorted(p.returncode for p in procs)
-    assert codes == [0, 3], outputs
-    loser = outputs[[p.returncode for p in procs].index(3)]
-    assert "skipped" in loser[0]
+        gate.open()
+        if first.poll() is None:
+            first.kill()
+    assert [first.returncode, second.returncode] == [0, 3], outputs
+    assert "skipped" in second.stdout
     runs = history(env)
     assert sorted(r["status"] for r in runs) == ["skipped", "succeeded"]
     skipped = next(r for r in runs if r["status"] == "skipped")

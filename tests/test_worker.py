@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from blocking import SourceGate
 from celery_helpers import (
     history,
     job_block,
@@ -116,17 +117,20 @@ def _delete_rabbitmq_queue(queue: str) -> None:
 
 def test_killed_worker_run_is_abandoned_and_next_run_resumes(databases, make_env, services):
     source = databases.mysql()
-    create_orders(source, 100_000)
-    env = make_env(databases.postgres(),
-                   sqlite_source_jobs(source, job_block("orders", batch_size=1000)))
+    create_orders(source, 2_000)
+    gate = SourceGate(source, at=1_001)  # the load cannot pass row 1001 while the test holds it
+    env = make_env(databases.postgres(), sqlite_source_jobs(
+        source, job_block("orders", batch_size=100, **gate.job_fields())))
     env.extra_env["SYNCD_HOUSEKEEPING_SECONDS"] = "1"
     worker = services.worker(env)
-    killed = trigger(env, "orders")
-
-    # kill the whole worker (main process and pool) once the first batches are committed
-    wait_for(lambda: _checkpointed(env.local_url), 30, "the run never checkpointed a batch",
-             interval=0.02)
-    worker.kill()
+    with gate:
+        killed = trigger(env, "orders")
+        # kill the whole worker (main process and pool) while the run waits at the gate,
+        # with the batches before it committed
+        gate.wait_until_reached()
+        wait_for(lambda: _checkpointed(env.local_url), 30, "the run never checkpointed a batch",
+                 interval=0.02)
+        worker.kill()
     run = run_by_id(env.local_url, killed)
     assert run["status"] == "running", "the kill must land mid-run"
 
@@ -140,7 +144,7 @@ def test_killed_worker_run_is_abandoned_and_next_run_resumes(databases, make_env
 
     resumed = finished_run(env.local_url, trigger(env, "orders"), timeout=45)
     assert resumed["status"] == "succeeded", resumed
-    assert 0 < resumed["rows_read"] < 100_000  # it went on from the checkpoint
+    assert 0 < resumed["rows_read"] < 2_000  # it went on from the checkpoint
     assert table_rows(env.local_url, "orders") == table_rows(source, "orders")
     assert [r["status"] for r in runs(env.local_url, "orders")] == ["abandoned", "succeeded"]
 
@@ -149,17 +153,20 @@ def test_rabbitmq_redelivers_killed_run_and_a_new_run_resumes(databases, make_en
     """acks_late on RabbitMQ: the message of a killed worker goes to the next worker."""
     require_service("rabbitmq")
     source = databases.mysql()
-    create_orders(source, 100_000)
-    env = make_env(databases.postgres(),
-                   sqlite_source_jobs(source, job_block("orders", batch_size=1000)))
+    create_orders(source, 2_000)
+    gate = SourceGate(source, at=1_001)
+    env = make_env(databases.postgres(), sqlite_source_jobs(
+        source, job_block("orders", batch_size=100, **gate.job_fields())))
     queue = f"syncd-test-{uuid.uuid4().hex[:10]}"
     env.extra_env.update(CELERY_BROKER_URL=RABBITMQ_URL, SYNCD_QUEUE=queue)
     try:
         worker = services.worker(env)
-        killed = trigger(env, "orders")
-        wait_for(lambda: _checkpointed(env.local_url), 30, "the run never checkpointed a batch",
-                 interval=0.02)
-        worker.kill()
+        with gate:
+            killed = trigger(env, "orders")
+            gate.wait_until_reached()
+            wait_for(lambda: _checkpointed(env.local_url), 30,
+                     "the run never checkpointed a batch", interval=0.02)
+            worker.kill()
         assert run_by_id(env.local_url, killed)["status"] == "running"
 
         services.worker(env)  # no new trigger: the broker delivers the message again
@@ -169,7 +176,7 @@ def test_rabbitmq_redelivers_killed_run_and_a_new_run_resumes(databases, make_en
         dead, resumed = runs(env.local_url, "orders")
         assert dead["id"] == killed and dead["status"] == "abandoned"
         assert resumed["status"] == "succeeded" and resumed["trigger"] == "cli"
-        assert 0 < resumed["rows_read"] < 100_000
+        assert 0 < resumed["rows_read"] < 2_000
         assert table_rows(env.local_url, "orders") == table_rows(source, "orders")
     finally:
         _delete_rabbitmq_queue(queue)
@@ -208,10 +215,11 @@ def test_unreachable_source_is_retried_then_fails(databases, make_env, services)
 def test_soft_time_limit_ends_run_as_timed_out(databases, make_env, services):
     """The worker's soft time limit (the job's timeout) stops a run the runner did not."""
     source = databases.mysql()
-    create_orders(source, 100_000)
-    env = make_env(databases.sqlite("local"),
-                   sqlite_source_jobs(source, job_block("orders", batch_size=100_000)))
-    services.worker(env)
+    create_orders(source, 1_000)
+    gate = SourceGate(source, at=501)
+    env = make_env(databases.sqlite("local"), sqlite_source_jobs(
+        source, job_block("orders", batch_size=1_000, **gate.job_fields())))
+    worker = services.worker(env)
     app = env.app()
     from syncd import get_state
     from syncd.runner import create_queued_run
@@ -219,11 +227,20 @@ def test_soft_time_limit_ends_run_as_timed_out(databases, make_env, services):
 
     state = get_state(app)
     run_id = create_queued_run(state, "orders", "cli")
-    # one 100k-row batch: the runner checks the timeout only between batches
-    app.extensions["celery"].send_task(SYNC_TASK, kwargs={"run_id": run_id},
-                                       soft_time_limit=0.5, time_limit=30)
-    run = finished_run(env.local_url, run_id)
+    # One batch of the whole table, which cannot complete while the gate is held: the
+    # runner checks the timeout only between batches, so only the soft limit can stop it.
+    # (The limit leaves the run ample time to get to the gate.)
+    with gate:
+        task = app.extensions["celery"].send_task(
+            SYNC_TASK, kwargs={"run_id": run_id}, soft_time_limit=2, time_limit=60)
+        gate.wait_until_reached()
+        # logged by the worker right before it signals the process running the task
+        worker.wait_for_log(f"exceeded for {SYNC_TASK}[{task.id}]")
+    # The runner records the run failed, then the task words the error: read it after both.
+    worker.wait_for_log(f"Task {SYNC_TASK}[{task.id}] succeeded")
+    run = run_by_id(env.local_url, run_id)
     state.dispose()
     assert run["status"] == "failed", run
     assert run["error"].startswith("timed out"), run["error"]
     assert "checkpoint kept" in run["error"]
+    assert run["rows_read"] == 0  # the batch never completed
