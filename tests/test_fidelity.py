@@ -112,8 +112,15 @@ def read_values(url: str, table: str, names: list[str]) -> dict[str, dict[int, A
     out: dict[str, dict[int, Any]] = {n: {} for n in names}
     for row in rows:
         for n, value in zip(names, row[1:], strict=True):
-            out[n][int(row[0])] = value
+            out[n][_key(row[0])] = value
     return out
+
+
+def _key(value: Any) -> Any:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
 
 
 def _sync_pair(dbs: Databases, tmp: Path, source_kind: str, local_kind: str) -> Synced:
@@ -225,3 +232,45 @@ def test_value_the_local_type_cannot_hold_fails_the_run_or_becomes_null(
     assert any(warning in w["message"] for w in stored.to_dict()["warnings"]), stored.warnings_json
     values = read_values(local, "fid", [column(case)])[column(case)]
     assert values[1] is None
+
+
+RECONCILE_KEYS = [
+    ("mysql", "DECIMAL(10,2)", ["1.50", "2.00", "10.25"], "sqlite"),
+    ("mysql", "BINARY(2)", ["x'0001'", "x'00ff'", "x'ff00'"], "postgres"),
+    ("postgres", "uuid", ["'00000000-0000-0000-0000-000000000001'",
+                          "'f47ac10b-58cc-4372-a567-0e02b2c3d479'",
+                          "'ffffffff-ffff-ffff-ffff-ffffffffffff'"], "mysql"),
+    ("postgres", "timestamptz", ["'2024-03-31 00:30:00+00'", "'2024-03-31 03:30:00+02'",
+                                 "'2024-10-27 02:30:00+01'"], "sqlite"),
+]
+
+
+@pytest.mark.parametrize("source_kind,key_type,keys,local_kind", RECONCILE_KEYS,
+                         ids=[f"{s}-{t}-to-{loc}" for s, t, _, loc in RECONCILE_KEYS])
+def test_reconcile_matches_keys_across_representations(
+        databases: Databases, tmp_path: Path, source_kind: str, key_type: str,
+        keys: list[str], local_kind: str) -> None:
+    """A key stored in another form locally (a SQLite decimal is text) is the same key:
+    reconcile deletes exactly the rows gone from the source, nothing else."""
+    src, local = databases.make(source_kind), databases.make(local_kind)
+    stamp = "DATETIME(6)" if source_kind == "mysql" else "timestamp(6)"
+    engine = sa.create_engine(src, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE k (id {key_type} PRIMARY KEY, updated_at {stamp})")
+        for key in keys:
+            conn.exec_driver_sql(f"INSERT INTO k VALUES ({key}, '{TIME_1}')")
+    state = make_state(tmp_path, local, jobs_toml(src, name="k", table="k",
+                                                  deletes="reconcile", max_delete_ratio=0.5))
+    try:
+        first = run(state, "k")
+        assert first.status == "succeeded", first.error
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DELETE FROM k WHERE id = {keys[1]}")
+        result = run(state, "k")
+    finally:
+        state.dispose()
+        engine.dispose()
+    assert result.status == "succeeded", result.error
+    assert result.rows_deleted == 1
+    left = read_values(local, "k", ["updated_at"])
+    assert len(left["updated_at"]) == 2

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import (
     Column,
@@ -68,6 +69,8 @@ def encode_value(value: Any) -> Any:
         return str(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).hex()
+    if isinstance(value, UUID):
+        return str(value)
     return value
 
 
@@ -85,7 +88,7 @@ def decode_value(value: Any, type_: sqltypes.TypeEngine[Any] | None) -> Any:
         return time.fromisoformat(value)
     if isinstance(type_, sqltypes.Numeric) and not isinstance(type_, sqltypes.Float):
         return Decimal(value) if isinstance(value, str) else value
-    if isinstance(type_, sqltypes.LargeBinary):
+    if isinstance(type_, sqltypes._Binary):
         return bytes.fromhex(value)
     return value
 
