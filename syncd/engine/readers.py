@@ -39,6 +39,7 @@ def mysql_text_batches(conn: Connection, query: Select[Any], batch_size: int,
     cursor = raw.cursor(conn.dialect.loaded_dbapi.cursors.SSCursor)
     saved = raw.decoders
     raw.decoders = {}  # no conversion: values stay the text MySQL sent
+    failed = False
     try:
         cursor.execute(str(compiled), args)
         while True:
@@ -46,9 +47,30 @@ def mysql_text_batches(conn: Connection, query: Select[Any], batch_size: int,
             if not rows:
                 return
             yield rows
+    except Exception:
+        failed = True
+        raise
     finally:
         raw.decoders = saved
+        if failed:
+            _close_after_error(cursor)
+        else:
+            cursor.close()
+
+
+def _close_after_error(cursor: Any) -> None:
+    """Close a streaming cursor whose read failed, never hiding that error.
+
+    After a lost connection PyMySQL's ``close()`` of an unbuffered cursor raises
+    AttributeError (and so would the result's ``__del__``) while draining rows from a
+    socket that is gone; the read's own error (2013, lost connection) is what counts.
+    """
+    try:
         cursor.close()
+    except Exception:  # noqa: BLE001  (the connection is gone: nothing left to drain)
+        result = getattr(cursor, "_result", None)
+        if result is not None:
+            result.unbuffered_active = False
 
 
 def can_read_text(source: Engine, local: Engine, source_timezone: str) -> bool:
