@@ -135,6 +135,7 @@ def jobs_cmd(ctx: Context, as_json: bool) -> None:
 def run(ctx: Context, job: str, full_refresh: bool) -> None:
     """Run one sync now in this process (no broker)."""
     from syncd.progress import terminal_progress
+    from syncd.retry import LocalUnavailable
     from syncd.runner import RunRequest, describe, run_job
 
     state = ctx.state
@@ -150,6 +151,9 @@ def run(ctx: Context, job: str, full_refresh: bool) -> None:
             result = run_job(state, request, on_progress=hook)
         except ConfigError as exc:
             fail(str(exc), EXIT_CONFIG)
+        except LocalUnavailable as exc:  # before a run row could be written
+            click.echo(f"run {job}: failed -- {exc}")
+            sys.exit(EXIT_FAILED)
     assert result is not None
     click.echo(describe(result))
     if result.status == "skipped":
@@ -243,13 +247,15 @@ def main() -> None:
     """Entry point of the ``syncd`` console script."""
     from sqlalchemy.exc import DBAPIError
 
-    from syncd.engine.connect import short
+    from syncd.engine.connect import is_transient, short
 
     try:
         cli(prog_name="syncd")
     except DBAPIError as exc:
         message = short(exc)
+        if is_transient(exc):
+            fail(f"local database unreachable: {message}", EXIT_FAILED)
         hint = ""
-        if "syncd_" in str(exc):
+        if "syncd_" in str(exc.orig):
             hint = " (run `syncd db upgrade` to create syncd's tables)"
         fail(f"local database: {message}{hint}", EXIT_CONFIG)

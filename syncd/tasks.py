@@ -45,6 +45,7 @@ def time_limits(job: Any, max_run_seconds: float) -> dict[str, float]:
 def sync(job: str | None = None, run_id: int | None = None) -> str | None:
     """Run one sync: a scheduled tick of ``job``, or the queued run ``run_id``."""
     from syncd import get_state
+    from syncd.retry import LocalUnavailable
     from syncd.runner import RunRequest, describe, run_job
 
     state = get_state()
@@ -60,6 +61,9 @@ def sync(job: str | None = None, run_id: int | None = None) -> str | None:
         run = run_job(state, request)
     except ConfigError as exc:
         log.error("job %s: scheduled run not started: %s", request.job, exc)
+        return None
+    except LocalUnavailable as exc:
+        log.error("job %s: run not started: %s", request.job, exc)
         return None
     except SoftTimeLimitExceeded:
         log.error("job %s: timed out while recording its run; housekeeping marks it abandoned",
@@ -78,7 +82,7 @@ def sync(job: str | None = None, run_id: int | None = None) -> str | None:
 def housekeeping() -> list[int]:
     """Mark runs whose worker died (left ``running``, lock free) as ``abandoned``."""
     from syncd import get_state
-    from syncd.runner import mark_abandoned
+    from syncd.stale_runs import mark_abandoned
 
     marked = mark_abandoned(get_state())
     if marked:

@@ -96,9 +96,8 @@ class PrivatePostgres:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    """A PostgreSQL server of this test only; stopped and deleted afterwards."""
+def private_postgres_server() -> Iterator[PrivatePostgres]:
+    """For a ``private_postgres`` fixture: a server of the test only, deleted afterwards."""
     server = PrivatePostgres()
     try:
         yield server
@@ -213,3 +212,85 @@ def kill_source_reader(url: str, timeout: float = 60) -> int:
             return int(victim)
     finally:
         engine.dispose()
+
+
+class Background:
+    """A ``syncd`` command running in the background, its output in files the test reads."""
+
+    def __init__(self, env, *args: str) -> None:  # type: ignore[no-untyped-def]
+        import sys
+
+        stamp = time.monotonic_ns()
+        self.out_path = env.tmp_path / f"syncd-{stamp}.out"
+        self.err_path = env.tmp_path / f"syncd-{stamp}.err"
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "syncd", *args], env=env.env,
+                                         cwd=env.tmp_path, stdout=out, stderr=err)
+
+    @property
+    def stdout(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+    def wait_for_stderr(self, text: str, timeout: float = 120) -> None:
+        """Wait until ``text`` appears on stderr (fail if the command ends first)."""
+        def seen() -> bool:
+            if text in self.stderr:
+                return True
+            if self.proc.poll() is not None:
+                pytest.fail(f"syncd exited {self.proc.returncode} before printing {text!r}:\n"
+                            f"{self.stdout}\n{self.stderr}")
+            return False
+
+        wait_until(seen, timeout, f"{text!r} on stderr")
+
+    def wait(self, timeout: float = 300) -> int:
+        """Wait for the command to end; its exit code."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            pytest.fail(f"syncd did not end in {timeout}s:\n{self.stdout}\n{self.stderr}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@contextmanager
+def locked_source_table(url: str, table: str = "orders") -> Iterator[sa.Connection]:
+    """Hold ``LOCK TABLES <table> WRITE`` on a MariaDB source: every read of it waits."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"LOCK TABLES `{table}` WRITE")
+            try:
+                yield conn
+            finally:
+                conn.exec_driver_sql("UNLOCK TABLES")
+    finally:
+        engine.dispose()
+
+
+def source_waiters(url: str) -> int:
+    """Sessions of the MariaDB source database waiting for a table lock."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    database = sa.engine.make_url(url).database
+    try:
+        with engine.connect() as conn:
+            return int(conn.exec_driver_sql(
+                "SELECT count(*) FROM information_schema.PROCESSLIST WHERE db = %s "
+                "AND state LIKE 'Waiting for table%%'", (database,)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def run_rows(local_url: str) -> list[dict]:  # type: ignore[type-arg]
+    """The history rows, oldest first, read straight from the local database."""
+    from celery_helpers import runs
+
+    return runs(local_url)

@@ -33,3 +33,8 @@ class JobLocked(SyncError):
 
 class RunTimedOut(SyncError):
     """The run went past the job's timeout."""
+
+
+class LostJobLock(SyncError):
+    """The run no longer owns its job (its lock died with a local database restart and
+    another run or housekeeping took the job over): it stops without writing."""
