@@ -80,14 +80,12 @@ def sync(job: str | None = None, run_id: int | None = None) -> str | None:
 
 @shared_task(name=HOUSEKEEPING_TASK, ignore_result=True)
 def housekeeping() -> list[int]:
-    """Mark runs whose worker died (left ``running``, lock free) as ``abandoned``."""
+    """Mark runs whose process died (left ``running``, lock free) and runs queued for
+    longer than SYNCD_QUEUED_TIMEOUT ``abandoned`` (beat also does it by itself)."""
     from syncd import get_state
-    from syncd.stale_runs import mark_abandoned
+    from syncd.stale_runs import housekeep
 
-    marked = mark_abandoned(get_state())
-    if marked:
-        log.warning("runs %s lost their worker: marked abandoned", ", ".join(map(str, marked)))
-    return marked
+    return housekeep(get_state())
 
 
 def enqueue_run(state: Any, job: str, trigger: str, full_refresh: bool = False,
@@ -110,6 +108,8 @@ def enqueue_run(state: Any, job: str, trigger: str, full_refresh: bool = False,
         celery_app.send_task(
             SYNC_TASK, kwargs={"run_id": run_id}, task_id=task_id,
             retry=True, retry_policy=RETRY_POLICY,
+            # Never started after this long: housekeeping then marks the run abandoned.
+            expires=float(state.config.SYNCD_QUEUED_TIMEOUT),
             **time_limits(spec, state.config.SYNCD_MAX_RUN_SECONDS),
         )
     except Exception as exc:  # noqa: BLE001  (kombu raises many kinds; all mean "not sent")
@@ -138,6 +138,9 @@ def _queued_request(state: Any, run_id: int) -> Any:
     if run.status == "queued":
         return RunRequest(job=run.job, trigger=run.trigger, full_refresh=run.full_refresh,
                           run_id=run.id, started_by=run.started_by)
+    if run.status == "abandoned" and run.started_at is None:
+        log.info("run #%s was abandoned while queued: nothing to do", run.id)
+        return None
     if run.status in ("running", "abandoned"):
         # acks_late: the broker delivered the message again because the worker that
         # had it died. That run stays one row; a new run resumes from the checkpoint.
