@@ -30,7 +30,7 @@ from syncd import SyncdState
 from syncd.engine import Progress, SyncResult, connect_source, sync_table
 from syncd.engine.checkpoint import dumps
 from syncd.engine.connect import translated_errors
-from syncd.engine.errors import ConfigError, RunTimedOut
+from syncd.engine.errors import ConfigError, RunTimedOut, one_line
 from syncd.jobs import JobSpec
 from syncd.locks import JobFence, JobLock, take_lease
 from syncd.models import JobState, SyncRun, utcnow
@@ -345,5 +345,5 @@ def describe(run: SyncRun) -> str:
     for warning in data["warnings"]:
         line += f" [warning: {warning['message']} x{warning['count']}]"
     if run.error:
-        line += f" -- {run.error}"
+        line += f" -- {one_line(run.error)}"
     return line

@@ -58,8 +58,8 @@ def is_transient(error: BaseException) -> bool:
         if pgcode is None:  # raised by the client: connect failed, server closed the connection
             return type(orig).__name__ in ("OperationalError", "InterfaceError")
         return pgcode.startswith(("08", "57P", "40001", "40P01", "53"))
-    if module.startswith("sqlite3"):
-        return "locked" in str(orig) or "busy" in str(orig)
+    if module.startswith("sqlite3"):  # "unable to open database file": a missing mount, too
+        return any(word in str(orig) for word in ("locked", "busy", "unable to open"))
     return isinstance(orig, (ConnectionError, TimeoutError))
 
 
