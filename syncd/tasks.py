@@ -45,12 +45,17 @@ def time_limits(job: Any, max_run_seconds: float) -> dict[str, float]:
 def sync(job: str | None = None, run_id: int | None = None) -> str | None:
     """Run one sync: a scheduled tick of ``job``, or the queued run ``run_id``."""
     from syncd import get_state
-    from syncd.retry import LocalUnavailable
+    from syncd.retry import Backoff, LocalUnavailable, local_write
     from syncd.runner import RunRequest, describe, run_job
 
     state = get_state()
     if run_id is not None:
-        request = _queued_request(state, run_id)
+        try:
+            request = local_write(lambda: _queued_request(state, run_id), Backoff.of(state.config),
+                                  f"read run #{run_id}")
+        except LocalUnavailable as exc:
+            log.error("run #%s not started: %s", run_id, exc)
+            return None
     elif job is not None:
         request = RunRequest(job=job, trigger="schedule", scheduled=True, started_by="beat")
     else:
