@@ -8,12 +8,16 @@ runs of dead workers ``abandoned``.
 ``JobsScheduler`` is beat's scheduler (``beat_scheduler`` in config.py): it
 builds the schedule when beat starts and again whenever the jobs file changes.
 A jobs file that does not validate is logged as an error and scheduled nothing
-(at start) or left the previous schedule in place (on a later edit).
+(at start) or left the previous schedule in place (on a later edit). It also does
+the housekeeping of runs itself, every SYNCD_HOUSEKEEPING_SECONDS, in a thread of
+beat's process: runs of dead workers are marked abandoned even while no worker is
+alive to take the housekeeping task.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -101,6 +105,8 @@ class JobsScheduler(PersistentScheduler):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._jobs_mtime: int | None = None
         self._next_check = 0.0
+        self._next_housekeeping = 0.0
+        self._housekeeper: threading.Thread | None = None
         super().__init__(*args, **kwargs)
 
     def setup_schedule(self) -> None:
@@ -114,7 +120,22 @@ class JobsScheduler(PersistentScheduler):  # type: ignore[misc]
             schedule = self.jobs_schedule()
             if schedule is not None:
                 self.merge_inplace(schedule)
+        self.maybe_housekeep()
         return super().tick(*args, **kwargs)  # type: ignore[no-any-return]
+
+    def maybe_housekeep(self) -> None:
+        """Start housekeeping in a thread when it is due and the previous one is done."""
+        from syncd import get_state
+        from syncd.celery_app import flask_app_of
+
+        if time.monotonic() < self._next_housekeeping or (
+                self._housekeeper is not None and self._housekeeper.is_alive()):
+            return
+        state = get_state(flask_app_of(self.app))
+        self._next_housekeeping = time.monotonic() + state.config.SYNCD_HOUSEKEEPING_SECONDS
+        self._housekeeper = threading.Thread(target=_housekeep, args=(state,),
+                                             name="syncd-housekeeping", daemon=True)
+        self._housekeeper.start()
 
     def jobs_schedule(self, starting: bool = False) -> dict[str, dict[str, Any]] | None:
         """The schedule of the jobs file, or None if it did not change since it was read."""
@@ -145,3 +166,18 @@ class JobsScheduler(PersistentScheduler):  # type: ignore[misc]
                  ": " + ", ".join(scheduled) if scheduled else "")
         return build_beat_schedule(
             jobs, config.SYNCD_HOUSEKEEPING_SECONDS, config.SYNCD_MAX_RUN_SECONDS)
+
+
+def _housekeep(state: Any) -> None:
+    """Beat's own housekeeping; a failure is logged and tried again next period."""
+    from syncd.retry import describe_error
+    from syncd.stale_runs import housekeep
+
+    try:
+        marked = housekeep(state)
+    except Exception as exc:  # noqa: BLE001  (beat keeps scheduling whatever happens here)
+        log.error("beat: housekeeping failed: %s", describe_error(exc))
+        return
+    if marked:
+        log.warning("beat: housekeeping marked runs %s abandoned",
+                    ", ".join(f"#{i}" for i in marked))

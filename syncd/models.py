@@ -141,6 +141,24 @@ class JobState(Base):
     changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class JobLease(Base):
+    """The fencing token of a job: the run that took its lock last.
+
+    Set by a run in the transaction that starts it, and checked (row locked) first in
+    every local transaction that writes the job's rows: a run whose lock died with a
+    restart of the local database, and whose job another run took over meanwhile,
+    finds someone else's run id here and stops without writing. Housekeeping clears it
+    when it marks the holder abandoned.
+    """
+
+    __tablename__ = "syncd_job_leases"
+
+    job: Mapped[str] = mapped_column(String(100), primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(BigId)
+    holder: Mapped[str | None] = mapped_column(String(255))  # host:pid of the run
+    taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class User(Base):
     """A user of the admin web app."""
 

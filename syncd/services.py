@@ -118,6 +118,7 @@ def _prepare(env: dict[str, str]) -> int:
             return 2
         upgrade(state.engine)
         say(f"local database is up to date; {len(jobs.jobs)} job(s) in {jobs.path}")
+        _housekeep(state)
         _first_user(state)
         with app.extensions["celery"].connection_for_write() as conn:
             conn.ensure_connection(max_retries=3)
@@ -125,6 +126,16 @@ def _prepare(env: dict[str, str]) -> int:
     finally:
         state.dispose()
     return 0
+
+
+def _housekeep(state: Any) -> None:
+    """Runs left behind by a previous syncd up (killed): marked abandoned before anything starts."""
+    from syncd.stale_runs import housekeep
+
+    marked = housekeep(state)
+    if marked:
+        say(f"marked runs {', '.join(f'#{i}' for i in marked)} abandoned: their process is "
+            "gone or they were queued for too long")
 
 
 def _first_user(state: Any) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import get_state
+from syncd.stale_runs import housekeep_now_and_then
 from syncd.web.metrics import metrics_registry
 
 bp = Blueprint("ops", __name__)
@@ -41,6 +42,7 @@ def readyz() -> Response:
 @bp.get("/metrics")
 def metrics() -> Response:
     """Prometheus text format, built from the run history at scrape time."""
+    housekeep_now_and_then(get_state())
     registry = current_app.extensions.get("syncd_metrics")
     if registry is None:
         registry = current_app.extensions["syncd_metrics"] = metrics_registry(get_state())

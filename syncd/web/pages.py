@@ -16,6 +16,7 @@ from syncd import get_state
 from syncd.engine.errors import ConfigError
 from syncd.jobs import JobsFile, JobSpec
 from syncd.models import FINISHED, RUN_STATUSES, TRIGGERS
+from syncd.stale_runs import housekeep_now_and_then
 from syncd.web.auth import operator_required, safe_next
 from syncd.web.chart import run_chart
 from syncd.web.dashboard import job_rows
@@ -62,6 +63,7 @@ def _run_id_arg(arg: str) -> int | None:
 def dashboard() -> str:
     """All jobs: last run, last success, freshness, schedule, next run, buttons."""
     jobs, problem = _jobs_file()
+    housekeep_now_and_then(get_state())
     rows = job_rows(get_state(), jobs.jobs) if jobs is not None else []
     return render_template("dashboard.html", rows=rows, problem=problem)
 
