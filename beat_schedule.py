@@ -7,8 +7,9 @@ runs of dead workers ``abandoned``.
 
 ``JobsScheduler`` is beat's scheduler (``beat_scheduler`` in config.py): it
 builds the schedule when beat starts and again whenever the jobs file changes.
-A jobs file that does not validate is logged as an error and scheduled nothing
-(at start) or left the previous schedule in place (on a later edit).
+A jobs file that does not validate is logged as an error; the last good jobs
+file (kept in the local database) stays in force, and with none nothing is
+scheduled until the file is fixed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import Any
 from celery.beat import PersistentScheduler
 from celery.schedules import crontab
 
-from syncd.engine.errors import ConfigError
 from syncd.tasks import HOUSEKEEPING_TASK, SYNC_TASK, time_limits
 
 log = logging.getLogger("syncd.beat")
@@ -131,14 +131,18 @@ class JobsScheduler(PersistentScheduler):  # type: ignore[misc]
         if not starting and mtime == self._jobs_mtime:
             return None
         self._jobs_mtime = mtime
-        try:
-            jobs = state.jobs()
-        except ConfigError as exc:
+        force = state.jobs_in_force()
+        jobs = force.jobs
+        if jobs is None:
             if not starting:
-                log.error("beat: jobs file rejected, keeping the previous schedule: %s", exc)
+                log.error("beat: jobs file rejected, keeping the previous schedule: %s",
+                          force.rejected)
                 return None
-            log.error("beat: jobs file rejected, no sync is scheduled until it is fixed: %s", exc)
+            log.error("beat: jobs file rejected, no sync is scheduled until it is fixed: %s",
+                      force.rejected)
             return {HOUSEKEEPING_ENTRY: housekeeping_entry(config.SYNCD_HOUSEKEEPING_SECONDS)}
+        if force.rejected is not None:
+            log.error("beat: jobs file rejected, %s: %s", force.explanation(), force.rejected)
         scheduled = [f"{j.name} ({j.schedule.describe()})"
                      for j in jobs.jobs.values() if j.schedule is not None]
         log.info("beat: %d job(s) scheduled from %s%s", len(scheduled), jobs.path,
