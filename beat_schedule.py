@@ -15,6 +15,8 @@ scheduled until the file is fixed.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -101,6 +103,7 @@ class JobsScheduler(PersistentScheduler):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._jobs_mtime: int | None = None
         self._next_check = 0.0
+        self._next_heartbeat = 0.0
         super().__init__(*args, **kwargs)
 
     def setup_schedule(self) -> None:
@@ -114,7 +117,28 @@ class JobsScheduler(PersistentScheduler):  # type: ignore[misc]
             schedule = self.jobs_schedule()
             if schedule is not None:
                 self.merge_inplace(schedule)
+        if time.monotonic() >= self._next_heartbeat:
+            self.record_tick()
         return super().tick(*args, **kwargs)  # type: ignore[no-any-return]
+
+    def record_tick(self) -> None:
+        """Keep the time of this tick in the local database (the workers page shows it)."""
+        from syncd import get_state
+        from syncd.celery_app import flask_app_of
+        from syncd.heartbeats import BEAT_EVERY, beat_sign, record
+
+        self._next_heartbeat = time.monotonic() + BEAT_EVERY
+        engine = get_state(flask_app_of(self.app)).engine
+        record(engine, beat_sign(os.getpid(), socket.gethostname()))
+
+    def close(self) -> None:
+        from syncd import get_state
+        from syncd.celery_app import flask_app_of
+        from syncd.heartbeats import beat_sign, record_stop
+
+        super().close()
+        sign = beat_sign(os.getpid(), socket.gethostname())
+        record_stop(get_state(flask_app_of(self.app)).engine, sign.kind, sign.name, sign.pid)
 
     def jobs_schedule(self, starting: bool = False) -> dict[str, dict[str, Any]] | None:
         """The schedule of the jobs file, or None if it did not change since it was read."""
