@@ -12,6 +12,7 @@ import socket
 from typing import Any
 
 from celery import Celery, Task, bootsteps
+from celery.signals import worker_ready
 from flask import Flask
 
 
@@ -61,7 +62,8 @@ class WorkerHeartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
 
         url = flask_app_of(worker.app).config["SYNCD_DATABASE_URL"]
         self.engine = make_local_engine(url, pooled=False)
-        self.beat(worker)
+        # The first heartbeat once the worker is ready (consuming, its banner out).
+        worker_ready.connect(lambda **_: self.beat(worker), weak=False)
         self.tref = worker.timer.call_repeatedly(WORKER_EVERY, self.beat, (worker,), priority=10)
 
     def beat(self, worker: Any) -> None:
