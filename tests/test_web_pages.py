@@ -286,7 +286,7 @@ def test_dashboard_puts_failed_and_stale_jobs_first_with_the_last_error_in_one_l
         order = re.findall(r'<tbody id="job-([a-z]+)"', page)
         assert order == ["orders", "zeta", "alpha"]  # failed and stale first, then by name
         orders = _job_block(page, "orders")
-        line = re.search(r'<span class="error-line" title="([^"]*)">(.*?)</span>\s*</td>',
+        line = re.search(r'<span class="error-line" title="([^"]*)">(.*?)</span>\s*</div>',
                          orders, re.S)
         assert line, orders
         shown = htmllib.unescape(re.sub(r"<[^>]+>", "", line.group(2)))
