@@ -68,6 +68,12 @@ def cron_fire_times(cron: crontab, after: datetime, count: int = 2) -> list[date
     return times
 
 
+def _database_url(celery_app: Any) -> str:
+    from syncd.celery_app import flask_app_of
+
+    return str(flask_app_of(celery_app).config["SYNCD_DATABASE_URL"])
+
+
 def housekeeping_entry(every_seconds: float) -> dict[str, Any]:
     """The entry that marks runs of dead workers abandoned."""
     return {
@@ -104,6 +110,8 @@ class JobsScheduler(PersistentScheduler):  # type: ignore[misc]
         self._jobs_mtime: int | None = None
         self._next_check = 0.0
         self._next_heartbeat = 0.0
+        self._last_tick: datetime | None = None
+        self._heartbeat: Any = None
         super().__init__(*args, **kwargs)
 
     def setup_schedule(self) -> None:
@@ -122,23 +130,23 @@ class JobsScheduler(PersistentScheduler):  # type: ignore[misc]
         return super().tick(*args, **kwargs)  # type: ignore[no-any-return]
 
     def record_tick(self) -> None:
-        """Keep the time of this tick in the local database (the workers page shows it)."""
-        from syncd import get_state
-        from syncd.celery_app import flask_app_of
-        from syncd.heartbeats import BEAT_EVERY, beat_sign, record
+        """Note the time of this tick; a thread keeps it in the local database."""
+        from syncd.heartbeats import BEAT_EVERY, HeartbeatThread, beat_sign
 
         self._next_heartbeat = time.monotonic() + BEAT_EVERY
-        engine = get_state(flask_app_of(self.app)).engine
-        record(engine, beat_sign(os.getpid(), socket.gethostname()))
+        self._last_tick = datetime.now(UTC)
+        if self._heartbeat is None:
+            url = _database_url(self.app)
+            pid, host = os.getpid(), socket.gethostname()
+            self._heartbeat = HeartbeatThread(
+                url, lambda: beat_sign(pid, host, self._last_tick), BEAT_EVERY)
+            self._heartbeat.start()
 
     def close(self) -> None:
-        from syncd import get_state
-        from syncd.celery_app import flask_app_of
-        from syncd.heartbeats import beat_sign, record_stop
-
         super().close()
-        sign = beat_sign(os.getpid(), socket.gethostname())
-        record_stop(get_state(flask_app_of(self.app)).engine, sign.kind, sign.name, sign.pid)
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
 
     def jobs_schedule(self, starting: bool = False) -> dict[str, dict[str, Any]] | None:
         """The schedule of the jobs file, or None if it did not change since it was read."""

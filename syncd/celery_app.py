@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from typing import Any
 
 from celery import Celery, Task, bootsteps
@@ -44,41 +45,29 @@ def flask_app_of(celery_app: Celery) -> Any:
 class WorkerHeartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
     """Writes the worker's heartbeat to the local database (the workers page reads it).
 
-    It runs in the worker's main process on Celery's timer, with an engine of its
-    own that keeps no connection open, so no connection is shared with the pool
-    processes the worker forks.
+    A thread of the worker's main process writes it (the first once the worker is
+    ready), on an engine that keeps no connection, so nothing is shared with the
+    pool processes the worker forks.
     """
 
-    requires = {"celery.worker.components:Timer", "celery.worker.components:Pool"}
+    requires = {"celery.worker.components:Pool"}
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
-        self.tref: Any = None
-        self.engine: Any = None
+        self.thread: Any = None
 
     def start(self, worker: Any) -> None:
-        from syncd.db import make_local_engine
-        from syncd.heartbeats import WORKER_EVERY
+        from syncd.heartbeats import WORKER_EVERY, HeartbeatThread, worker_sign
 
+        ready = threading.Event()
+        worker_ready.connect(lambda **_: ready.set(), weak=False)
         url = flask_app_of(worker.app).config["SYNCD_DATABASE_URL"]
-        self.engine = make_local_engine(url, pooled=False)
-        # The first heartbeat once the worker is ready (consuming, its banner out).
-        worker_ready.connect(lambda **_: self.beat(worker), weak=False)
-        self.tref = worker.timer.call_repeatedly(WORKER_EVERY, self.beat, (worker,), priority=10)
-
-    def beat(self, worker: Any) -> None:
-        """Record one heartbeat."""
-        from syncd.heartbeats import record, worker_sign
-
-        record(self.engine, worker_sign(worker, socket.gethostname(), os.getpid()))
+        pid, host = os.getpid(), socket.gethostname()
+        self.thread = HeartbeatThread(url, lambda: worker_sign(worker, host, pid), WORKER_EVERY,
+                                      first=ready)
+        self.thread.start()
 
     def stop(self, worker: Any) -> None:
-        from syncd.heartbeats import record_stop
-
-        if self.tref is not None:
-            self.tref.cancel()
-            self.tref = None
-        if self.engine is not None:
-            record_stop(self.engine, "worker", str(worker.hostname), os.getpid())
-            self.engine.dispose()
-            self.engine = None
+        if self.thread is not None:
+            self.thread.stop()
+            self.thread = None

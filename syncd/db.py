@@ -8,16 +8,12 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def make_local_engine(url: str, pooled: bool = True) -> Engine:
-    """An engine on the local database; SQLite gets WAL and a busy timeout.
-
-    ``pooled=False``: every connection is closed after use (for a process that forks).
-    """
+def make_local_engine(url: str) -> Engine:
+    """An engine on the local database; SQLite gets WAL and a busy timeout."""
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if parsed.get_backend_name() == "sqlite":
@@ -26,9 +22,6 @@ def make_local_engine(url: str, pooled: bool = True) -> Engine:
         kwargs = {"connect_args": {"timeout": 60}}
     elif parsed.get_backend_name() == "mysql":
         kwargs["pool_recycle"] = 3600
-    if not pooled:
-        kwargs = {k: v for k, v in kwargs.items() if k == "connect_args"}
-        kwargs["poolclass"] = NullPool
     engine = create_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

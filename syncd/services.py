@@ -156,13 +156,13 @@ def _worker_reported(database_url: str, since: float) -> Any:
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from syncd.db import make_local_engine
+    from syncd.heartbeats import heartbeat_engine
     from syncd.models import Heartbeat
 
     started = datetime.fromtimestamp(since, UTC)
 
     def reported() -> bool:
-        engine = make_local_engine(database_url, pooled=False)
+        engine = heartbeat_engine(database_url)
         try:
             with engine.connect() as conn:
                 return conn.scalar(select(Heartbeat.name).where(
