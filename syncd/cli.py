@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 run failed, 2 bad configuration or unknown job,
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
 
@@ -56,7 +57,7 @@ def load_jobs_or_exit(state: SyncdState) -> Any:
     force = state.jobs_in_force()
     if force.rejected is not None:
         if force.jobs is None:
-            fail(f"{force.rejected}\nerror: {force.explanation()}", EXIT_CONFIG)
+            fail(f"{force.rejected} ({force.explanation()})", EXIT_CONFIG)
         click.echo(f"warning: jobs file rejected: {force.rejected}", err=True)
         click.echo(f"warning: {force.explanation()}", err=True)
     return force.jobs
@@ -65,6 +66,11 @@ def load_jobs_or_exit(state: SyncdState) -> Any:
 @click.group()
 def cli() -> None:
     """syncd: keep local tables in step with remote databases."""
+    # A rejected jobs file is reported by each command in its own words; the log line
+    # meant for worker and beat logs would only repeat it.
+    quiet = logging.getLogger("syncd.jobs")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
 
 
 @cli.group()
@@ -88,7 +94,7 @@ def check(ctx: Context) -> None:
     """Validate the jobs file and reach every source (exit 2 bad config, 3 unreachable)."""
     force = ctx.state.jobs_in_force()
     if force.rejected is not None:
-        fail(f"{force.rejected}\nerror: {force.explanation()}", EXIT_CONFIG)
+        fail(f"{force.rejected} ({force.explanation()})", EXIT_CONFIG)
     jobs = force.require()
     problems: list[tuple[int, str]] = []
     for source in jobs.sources.values():

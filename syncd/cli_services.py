@@ -23,9 +23,12 @@ def trigger(job: str, full_refresh: bool) -> None:
     from syncd import create_app, get_state
     from syncd.tasks import BrokerUnavailable, enqueue_run
 
+    from syncd.cli import load_jobs_or_exit
+
     app = create_app()
     state = get_state(app)
     try:
+        load_jobs_or_exit(state)  # says so when a rejected file leaves the last good one
         with app.app_context():
             run_id = enqueue_run(state, job, "cli", full_refresh=full_refresh, started_by="cli")
     except ConfigError as exc:
