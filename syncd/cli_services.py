@@ -21,9 +21,8 @@ EXIT_FAILED, EXIT_CONFIG = 1, 2
 def trigger(job: str, full_refresh: bool) -> None:
     """Queue a run of JOB for the workers; print its run id alone on the last line."""
     from syncd import create_app, get_state
-    from syncd.tasks import BrokerUnavailable, enqueue_run
-
     from syncd.cli import load_jobs_or_exit
+    from syncd.tasks import BrokerUnavailable, enqueue_run
 
     app = create_app()
     state = get_state(app)
