@@ -17,6 +17,7 @@ from syncd import SyncdState, create_app, get_state
 from syncd.cli_notify import notify
 from syncd.cli_services import trigger, up
 from syncd.cli_users import tokens, users
+from syncd.cli_verify import verify
 from syncd.engine.errors import ConfigError, SourceUnavailable
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED = 1, 2, 3
@@ -92,6 +93,8 @@ def check(ctx: Context) -> None:
                     for warning in check_table(job.table_sync(), engine,
                                                ctx.state.engine.dialect.name):
                         click.echo(f'warning: job "{job.name}": {warning}')
+                    if job.lookback_auto:
+                        click.echo(lookback_line(job, engine))
                     click.echo(f'ok: job "{job.name}" ({source.masked_url} {job.table})')
                 except SourceUnavailable as exc:
                     problems.append((3, f'source "{source.name}" ({source.masked_url}): {exc}'))
@@ -105,6 +108,18 @@ def check(ctx: Context) -> None:
     if problems:
         sys.exit(max(code for code, _ in problems if code in (2, 3)))
     click.echo(f"{len(jobs.jobs)} job(s) ok")
+
+
+def lookback_line(job: Any, engine: Any) -> str:
+    """What ``syncd check`` says of a job with ``lookback = "auto"``."""
+    from syncd.engine.lookback import check_auto
+
+    problem = check_auto(job.table_sync(), engine)
+    if problem is None:
+        return (f'ok: job "{job.name}": lookback = "auto": the source shows its open '
+                "transactions")
+    return (f'warning: job "{job.name}": lookback = "auto" falls back to the fixed lookback '
+            f"of {int(job.lookback.total_seconds())}s: {problem}")
 
 
 @cli.command("jobs")
@@ -240,6 +255,7 @@ cli.add_command(up)
 cli.add_command(users)
 cli.add_command(tokens)
 cli.add_command(notify)
+cli.add_command(verify)
 
 
 def main() -> None:

@@ -296,6 +296,7 @@ def _finish(state: SyncdState, run_id: int, progress: Progress, result: SyncResu
         run.cursor_after = _json(result.cursor_after if error is None else progress.cursor)
         warnings = dict(progress.warnings)
         run.warnings_json = json.dumps(warnings) if warnings else None
+        run.lookback_json = json.dumps(progress.lookback) if progress.lookback else None
         if error is None:
             run.status = "succeeded"
         else:
