@@ -140,7 +140,8 @@ def _decimal_text(value: Any, rule: Rule) -> str:
         return "Infinity" if number > 0 else "-Infinity"
     if number == 0:
         return "0"
-    return format(number.normalize(), "f")
+    digits = format(number, "f")  # exact: normalize() would round to 28 digits
+    return digits.rstrip("0").rstrip(".") if "." in digits else digits
 
 
 def _binary_text(value: Any, rule: Rule) -> str:
@@ -273,5 +274,5 @@ def _normal(node: Any) -> Any:
     if isinstance(node, list):
         return ("array", tuple(_normal(v) for v in node))
     if isinstance(node, Decimal):
-        return ("number", node.normalize() if node else Decimal(0))
+        return ("number", _decimal_text(node, Rule("decimal")))
     return (type(node).__name__, node)

@@ -78,7 +78,7 @@ def postgres_text(col: Column) -> str:
     """The canonical text of a PostgreSQL column, in SQL."""
     c, kind, rule = col.name, col.side.kind, col.rule.name
     if kind == "bool":
-        return f"CASE WHEN {c} THEN '1' ELSE '0' END"
+        return f"CASE WHEN {c} THEN '1' WHEN NOT {c} THEN '0' END"
     if rule == "uint" and kind == "bit":
         n = f"({c})::bigint"
         return f"(({n})::numeric + CASE WHEN {n} < 0 THEN {MOD} ELSE 0 END)::text"
@@ -102,8 +102,8 @@ def postgres_text(col: Column) -> str:
                 f"to_char({moment}, 'YYYY-MM-DD HH24:MI:SS.US') ELSE ({c})::text END")
     if rule == "time" and kind == "time":
         return f"to_char({c}, 'HH24:MI:SS.US')"
-    if kind in ("bpchar", "inet"):
-        return f"concat({c})"  # the type's own output: char(n) keeps its padding
+    if kind in ("bpchar", "inet"):  # the type's own output: char(n) keeps its padding
+        return f"CASE WHEN {c} IS NOT NULL THEN concat({c}) END"
     return f"({c})::text"
 
 
