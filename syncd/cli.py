@@ -112,14 +112,14 @@ def check(ctx: Context) -> None:
 
 def lookback_line(job: Any, engine: Any) -> str:
     """What ``syncd check`` says of a job with ``lookback = "auto"``."""
-    from syncd.engine.lookback import check_auto
+    from syncd.engine.lookback import check_auto, duration_words
 
     problem = check_auto(job.table_sync(), engine)
     if problem is None:
         return (f'ok: job "{job.name}": lookback = "auto": the source shows its open '
                 "transactions")
     return (f'warning: job "{job.name}": lookback = "auto" falls back to the fixed lookback '
-            f"of {int(job.lookback.total_seconds())}s: {problem}")
+            f"of {duration_words(job.lookback)}: {problem}")
 
 
 @cli.command("jobs")
