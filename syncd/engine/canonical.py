@@ -29,7 +29,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from syncd.engine.typemap import ColumnPlan
@@ -45,6 +45,7 @@ class Rule:
     name: str  # int, uint, bits, decimal, float8, float4, text, json, uuid, binary,
     #            date, datetime, time
     width: int = 0  # bits: the width of a PostgreSQL bit(n) column
+    scale: int | None = None  # decimal: both sides write this many decimals (None: trimmed)
 
     @property
     def prefixed(self) -> bool:
@@ -62,12 +63,20 @@ _RULE_OF_FAMILY = {
 }
 
 
-def rule_for(plan: ColumnPlan) -> Rule:
-    """The comparison rule of a column copied by ``plan``."""
+def rule_for(plan: ColumnPlan, local_scale: int | None = None) -> Rule:
+    """The comparison rule of a column copied by ``plan``.
+
+    ``local_scale``: the scale the local column declares (decimal). When the source
+    writes the same number of decimals, decimals are compared as written (cheaper in
+    SQL than trimming zeros); otherwise without trailing zeros.
+    """
     if plan.family == "bit":
         if plan.source.dialect == "mysql":
             return Rule("uint")
         return Rule("bits", plan.source.precision or plan.source.length or 1)
+    if plan.family == "decimal" and local_scale is not None and (
+            plan.source.dialect == "sqlite" or plan.source.scale == local_scale):
+        return Rule("decimal", scale=local_scale)
     return Rule(_RULE_OF_FAMILY.get(plan.family, "text"))
 
 
@@ -138,6 +147,10 @@ def _decimal_text(value: Any, rule: Rule) -> str:
         return "NaN"
     if number.is_infinite():
         return "Infinity" if number > 0 else "-Infinity"
+    if rule.scale is not None:
+        with localcontext(Context(prec=max(len(number.as_tuple().digits), 1) + rule.scale)):
+            fixed = number.quantize(Decimal(1).scaleb(-rule.scale))
+        return format(abs(fixed) if fixed == 0 else fixed, "f") if fixed == number else text
     if number == 0:
         return "0"
     digits = format(number, "f")  # exact: normalize() would round to 28 digits

@@ -24,13 +24,16 @@ from sqlalchemy.sql.expression import FromClause
 from syncd.engine import checksum as ck
 from syncd.engine.readers import read_batches
 
-FANOUT = 16  # a differing segment is split into this many
-LEAF_ROWS = 512  # a differing segment this small is compared row by row
+FANOUT = 16  # a differing hash segment is split into this many (one full scan per level)
+RANGE_FANOUT = 64  # a differing key range into this many (a top range: into leaves)
+LEAF_ROWS = 64  # a differing segment this small is compared row by row
 TOP_ROWS = 4096  # rows per top-level key range (dense keys)
 MAX_TOP = 4096  # top-level segments at most
 HASH_BITS = ck.KEY_BITS
-PG_SESSION = ("SET LOCAL DateStyle = 'ISO, YMD'", "SET LOCAL IntervalStyle = 'postgres'",
-              "SET LOCAL extra_float_digits = 1", "SET LOCAL bytea_output = 'hex'",
+SEGMENT_BYTES = 8 * 2**20  # a key range's rows' texts, joined for its digest, at most about
+GROUP_CONCAT_MAX = 2**30  # the largest MariaDB takes in strict mode
+PG_SESSION = ("SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'; "
+              "SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = 'hex'; "
               "SET LOCAL TimeZone = 'UTC'")
 
 
@@ -45,6 +48,7 @@ class Side:
     key_index: list[int]  # positions of the primary-key columns in ``columns``
     reads: list[ColumnElement[Any]]  # what to select so values arrive as the type map reads
     python: ck.PythonSide  # SQLite: the functions registered on its connections
+    clustered: bool = False  # InnoDB: rows of a key range come in key order
 
     @property
     def dialect(self) -> str:
@@ -68,6 +72,9 @@ class Side:
         with self.engine.connect() as conn:
             if self.dialect == "sqlite":
                 ck.register_functions(conn.connection.dbapi_connection, self.python)
+            elif self.dialect == "mysql":  # GROUP_CONCAT of a segment's rows (1 GiB)
+                conn.exec_driver_sql(f"SET SESSION group_concat_max_len = {GROUP_CONCAT_MAX}")
+                conn.commit()
             yield conn
 
     @contextmanager
@@ -75,12 +82,16 @@ class Side:
         """One short read transaction, with PostgreSQL's text output fixed."""
         with conn.begin():
             if self.dialect == "postgresql":
-                for statement in PG_SESSION:
-                    conn.exec_driver_sql(statement)
+                conn.exec_driver_sql(PG_SESSION)
             yield conn
 
     def sum_sql(self) -> str:
         return ck.sum_sql(self.dialect, self.columns)
+
+    def digest_sql(self, grouped: bool = False) -> str:
+        """A key range's digest (``grouped``: of each group of a GROUP BY, which may sort)."""
+        return ck.digest_sql(self.dialect, self.columns, self.keys[0],
+                             self.clustered and not grouped)
 
     def key_hash_sql(self) -> str:
         return ck.key_hash_sql(self.dialect, self.keys)
@@ -104,7 +115,7 @@ class Stats:
     """A segment's row count and checksum (modulo 2**64) on one side."""
 
     count: int = 0
-    total: int = 0
+    total: int | str = 0  # a sum of row hashes (key hashes) or a digest (key ranges)
 
 
 @dataclass
@@ -130,6 +141,16 @@ def _stats(row: Any) -> Stats:
     return Stats(count, int(total or 0) % ck.MOD if count else 0)
 
 
+def _cut(conn: Connection) -> bool:
+    """MySQL: GROUP_CONCAT cut its result (warning 1260) in the statement just run."""
+    return any(row[1] == 1260 for row in conn.exec_driver_sql("SHOW WARNINGS"))
+
+
+def _digest(row: Any) -> Stats:
+    count, digest = int(row[0] or 0), row[1]
+    return Stats(count, str(digest) if count else 0)
+
+
 def both(pool: ThreadPoolExecutor, sides: tuple[Side, Side],
          work: Callable[[Side], Any]) -> tuple[Any, Any]:
     """Run ``work`` for the source and the local side at the same time."""
@@ -148,13 +169,23 @@ class KeyRanges:
         return side.keys[0].name
 
     def top_ranges(self) -> list[tuple[int, int]]:
-        """Equal-width ranges over both sides' keys, about TOP_ROWS rows each when dense."""
+        """Equal-width ranges over both sides' keys: about TOP_ROWS rows each when dense
+        (fewer when rows are wide: a segment's rows' texts stay near SEGMENT_BYTES)."""
         bounds = both(self.pool, self.sides, self._bounds)
         found = [b for b in bounds if b is not None]
         if not found:
             return []
         lo, hi = min(b[0] for b in found), max(b[1] for b in found) + 1
-        return _ranges(lo, hi, min(MAX_TOP, max(1, math.ceil((hi - lo) / TOP_ROWS))))
+        rows = max(16, min(TOP_ROWS, SEGMENT_BYTES // max(1, self._row_width())))
+        return _ranges(lo, hi, min(MAX_TOP, max(1, math.ceil((hi - lo) / rows))))
+
+    def _row_width(self) -> int:
+        """The average length of a row's text, from a sample of the local table."""
+        side = self.sides[1]
+        sql = ck.row_width_sql(side.dialect, side.columns, side.qualified(), 1000)
+        with side.reading() as conn, side.transaction(conn):
+            width = conn.exec_driver_sql(sql).scalar()
+        return int(width or 1)
 
     def _bounds(self, side: Side) -> tuple[int, int] | None:
         key = self._key(side)
@@ -164,23 +195,73 @@ class KeyRanges:
         return None if low is None else (int(low), int(high))
 
     def split(self, segments: Sequence[Segment]) -> list[Segment]:
-        """Each segment's FANOUT sub-ranges, measured."""
-        return self.measure([r for s in segments for r in _ranges(s.lo, s.hi, FANOUT)])
+        """Each segment's RANGE_FANOUT sub-ranges of equal width, measured: one grouped query
+        per segment and side (with a SQLite side: one query per sub-range)."""
+        if "sqlite" in (self.sides[0].dialect, self.sides[1].dialect):
+            return self.measure([r for s in segments
+                                 for r in _ranges(s.lo, s.hi, RANGE_FANOUT)])
+        widths = [-(-(s.hi - s.lo) // RANGE_FANOUT) for s in segments]
+
+        def measure(side: Side) -> list[dict[int, Stats]]:
+            out = []
+            with side.reading() as conn:
+                for s, width in zip(segments, widths):
+                    with side.transaction(conn):
+                        result = conn.execute(self._parts_sql(side, s.hi - s.lo),
+                                              {"lo": s.lo, "last": s.hi - 1, "w": width})
+                        warned = getattr(getattr(result.cursor, "_result", None),
+                                         "warning_count", 0)
+                        parts = {int(r[0]): _digest(r[1:]) for r in result}
+                        if warned and _cut(conn):
+                            for stats in parts.values():
+                                stats.total = f"cut at {GROUP_CONCAT_MAX} bytes ({side.label})"
+                    out.append(parts)
+            return out
+
+        source, local = both(self.pool, self.sides, measure)
+        children = []
+        for s, width, theirs, ours in zip(segments, widths, source, local):
+            for part, lo in enumerate(range(s.lo, s.hi, width)):
+                children.append(Segment(lo, min(lo + width, s.hi), theirs.get(part, Stats()),
+                                        ours.get(part, Stats())))
+        return children
+
+    def _parts_sql(self, side: Side, span: int) -> Any:
+        """Count and digest of each sub-range (``(key - :lo) DIV :w``) of ``[:lo, :last]``."""
+        key = self._key(side)
+        if side.dialect == "mysql":
+            offset = f"({key} - :lo)" if span < 2**62 else f"(CAST({key} AS DECIMAL(21,0)) - :lo)"
+            part = f"{offset} DIV :w"
+        else:
+            part = f"div(({key})::numeric - :lo, :w)"
+        return text(f"SELECT {part} AS syncd_part, COUNT(*), {side.digest_sql(True)} FROM "
+                    f"{side.qualified()} WHERE {key} >= :lo AND {key} <= :last "
+                    "GROUP BY syncd_part")
 
     def splittable(self, segment: Segment) -> bool:
         return segment.hi - segment.lo > 1
+
+    def remeasure(self, segments: Sequence[Segment]) -> list[Segment]:
+        """The same segments, measured again (after a repair)."""
+        return self.measure([(s.lo, s.hi) for s in segments])
 
     def measure(self, ranges: list[tuple[int, int]]) -> list[Segment]:
         """Count and checksum of each range on both sides."""
 
         def measure(side: Side) -> list[Stats]:
             key, out = self._key(side), []
-            sql = text(f"SELECT COUNT(*), {side.sum_sql()} FROM {side.qualified()} "
+            sql = text(f"SELECT COUNT(*), {side.digest_sql()} FROM {side.qualified()} "
                        f"WHERE {key} >= :lo AND {key} <= :last")
             with side.reading() as conn:
                 for lo, hi in ranges:
                     with side.transaction(conn):
-                        out.append(_stats(conn.execute(sql, {"lo": lo, "last": hi - 1}).one()))
+                        result = conn.execute(sql, {"lo": lo, "last": hi - 1})
+                        warned = getattr(getattr(result.cursor, "_result", None),
+                                         "warning_count", 0)
+                        stats = _digest(result.one())
+                        if warned and _cut(conn):  # GROUP_CONCAT cut: compare row by row
+                            stats.total = f"cut at {GROUP_CONCAT_MAX} bytes ({side.label})"
+                    out.append(stats)
             return out
 
         source, local = both(self.pool, self.sides, measure)
@@ -226,6 +307,15 @@ class KeyHashes:
 
     def splittable(self, segment: Segment) -> bool:
         return segment.hi - segment.lo >= FANOUT
+
+    def remeasure(self, segments: Sequence[Segment]) -> list[Segment]:
+        """The same segments, measured again (after a repair)."""
+        out: list[Segment] = []
+        for width, group in _by_width(segments).items():
+            for start in range(0, len(group), 1000):
+                buckets = [s.lo // width for s in group[start:start + 1000]]
+                out += self._measure(width, width, buckets)
+        return out
 
     def _measure(self, width: int, parent_width: int | None,
                  parents: list[int]) -> list[Segment]:

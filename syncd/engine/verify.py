@@ -22,11 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, MetaData, Table, inspect
+from sqlalchemy import Column, Connection, Engine, MetaData, Table, inspect, text
 
 from syncd.engine import checksum as ck
 from syncd.engine.canonical import rule_for
-from syncd.engine.catalog import describe_columns
+from syncd.engine.catalog import SourceColumn, describe_columns
 from syncd.engine.compare import CHANGED, EXTRA, MISSING, Difference, RowRules, compare_rows
 from syncd.engine.connect import translated_errors
 from syncd.engine.context import SyncContext
@@ -36,7 +36,7 @@ from syncd.engine.repair import repair_rows
 from syncd.engine.schema import plan_columns, reflect_source
 from syncd.engine.segments import LEAF_ROWS, KeyHashes, KeyRanges, Segment, Side
 from syncd.engine.spec import Progress, ProgressCallback, TableSync
-from syncd.engine.typemap import plan_column
+from syncd.engine.typemap import ColumnPlan, plan_column
 
 FETCH_ROWS = 20000  # rows per side read at once for the row-by-row comparison
 EXAMPLES = 100  # differing keys kept in the report
@@ -102,39 +102,86 @@ def verify_table(spec: TableSync, source: Engine, local: Engine,
 
 def _sides(ctx: SyncContext) -> tuple[Side, Side]:
     spec, src, plans = ctx.spec, ctx.src, ctx.plans
-    local_dialect = ctx.local.dialect.name
     with ctx.local.connect() as conn:
         if not inspect(conn).has_table(spec.target):
             raise SyncError(f"local table {spec.target} does not exist: run a sync of job "
                             f'"{spec.job}" first')
         catalog = describe_columns(conn, spec.target, None)
+        local_charsets = _charsets(conn, spec.target, None)
+        local_innodb = _innodb(conn, spec.target, None)
     lacking = [name for name in src.columns if name not in catalog]
     if lacking:
         raise ConfigError(f"local table {spec.target} lacks column(s) {', '.join(lacking)} "
                           "of the source: run a sync of the job first")
-    rules = [rule_for(p) for p in plans]
+    with ctx.source.connect() as conn:
+        source_charsets = _charsets(conn, spec.table, spec.schema)
+        source_innodb = _innodb(conn, spec.table, spec.schema)
+    rules = [rule_for(p, _local_scale(p, catalog[p.name])) for p in plans]
     key_index = [src.columns.index(name) for name in src.primary_key]
-    source_quote = ctx.source.dialect.identifier_preparer.quote
-    local_quote = ctx.local.dialect.identifier_preparer.quote
     shifted = spec.source_timezone if spec.source_timezone != "UTC" else None
-    source_cols = [ck.Column(source_quote(p.name), p.source, r,
-                             shifted if p.family == "datetime" else None)
-                   for p, r in zip(plans, rules)]
-    local_cols = [ck.Column(local_quote(p.name), catalog[p.name], r) for p, r in zip(plans, rules)]
-    local_plans = [plan_column(catalog[p.name], local_dialect) for p in plans]
+    source_cols, local_cols = [], []
+    for p, rule in zip(plans, rules):
+        held = catalog[p.name]
+        key = p.name in src.primary_key
+        same = p.source.dialect == held.dialect and p.source.spelling == held.spelling
+        source_cols.append(ck.Column(
+            _quote(ctx.source, p.name), p.source, rule,
+            shifted if p.family == "datetime" else None, key, same, source_charsets.get(p.name)))
+        local_cols.append(ck.Column(_quote(ctx.local, p.name), held, rule, None, key, same,
+                                    local_charsets.get(p.name)))
     local_table = Table(spec.target, MetaData(), *(Column(name) for name in src.columns))
-    names = {"mysql": "mysql", "mariadb": "mysql"}
-    source_style = names.get(ctx.source.dialect.name, ctx.source.dialect.name)
-    local_style = names.get(local_dialect, local_dialect)
+    local_plans = [plan_column(catalog[p.name], ctx.local.dialect.name) for p in plans]
+    key_rules = tuple(rules[i] for i in key_index)
     converters = tuple(p.convert for p in plans)
     source = Side("source", ctx.source, src.table, source_cols, key_index,
                   select_list(src.cols(), plans),
-                  ck.PythonSide(tuple(rules), tuple(rules[i] for i in key_index), local_style,
-                                converters, tuple(converters[i] for i in key_index)))
+                  ck.PythonSide(tuple(rules), key_rules, _style(ctx.local), converters,
+                                tuple(converters[i] for i in key_index)), source_innodb)
     local = Side("local", ctx.local, local_table, local_cols, key_index,
                  select_list([local_table.c[name] for name in src.columns], local_plans),
-                 ck.PythonSide(tuple(rules), tuple(rules[i] for i in key_index), source_style))
+                 ck.PythonSide(tuple(rules), key_rules, _style(ctx.source)), local_innodb)
     return source, local
+
+
+def _quote(engine: Engine, name: str) -> str:
+    return str(engine.dialect.identifier_preparer.quote(name))
+
+
+def _style(engine: Engine) -> str:
+    """How the database writes floats: "mysql", "postgresql" (SQLite: as PostgreSQL)."""
+    return "mysql" if engine.dialect.name in ("mysql", "mariadb") else "postgresql"
+
+
+def _innodb(conn: Connection, table: str, schema: str | None) -> bool:
+    """MySQL/MariaDB: the table is InnoDB (rows clustered by primary key)."""
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        return False
+    engine = conn.execute(text(
+        "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+        "COALESCE(:schema, DATABASE()) AND TABLE_NAME = :table"),
+        {"schema": schema, "table": table}).scalar()
+    return str(engine or "").lower() == "innodb"
+
+
+def _charsets(conn: Connection, table: str, schema: str | None) -> dict[str, str]:
+    """MySQL/MariaDB: each text column's character set (other databases: none)."""
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        return {}
+    rows = conn.execute(text(
+        "SELECT COLUMN_NAME, CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE "
+        "TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :table "
+        "AND CHARACTER_SET_NAME IS NOT NULL"), {"schema": schema, "table": table})
+    return {str(name): str(charset) for name, charset in rows}
+
+
+def _local_scale(plan: ColumnPlan, local: SourceColumn) -> int | None:
+    """The decimals every value of a decimal column has locally (None: not fixed)."""
+    if plan.family != "decimal":
+        return None
+    if local.dialect == "sqlite":  # text: the source's own digits
+        fixed = plan.source.dialect != "sqlite" and plan.source.precision is not None
+        return plan.source.scale if fixed else None
+    return local.scale if local.precision is not None else None
 
 
 class _Verify:
@@ -205,7 +252,9 @@ class _Verify:
         left = found
         if self.repair:
             repair_rows(self.ctx, found)
-            left = self._differences(group)
+            # The segments again: their checksums, and the rows of those still differing.
+            still = [s for s in self.strategy.remeasure(group) if s.differs]
+            left = self._differences(still) if still else []
             fixed = {_ident(d) for d in found} - {_ident(d) for d in left}
             self.report.rows_repaired += len(fixed)
         remaining = {_ident(d) for d in left}
