@@ -132,6 +132,9 @@ def test_queued_verify_runs_on_the_worker_and_shows_on_the_pages_and_metrics(
     assert verify(run_id=again["id"]) == "succeeded"
     assert "identical" in client.get("/jobs/orders").get_data(as_text=True)
     assert _gauge(client) == 0
+    from syncd.status import last_successes  # a verify copies nothing: not the last success
+
+    assert last_successes(site.state, ["orders"])["orders"].trigger == "cli"
 
 
 def _gauge(client: Any) -> float:
