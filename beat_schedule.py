@@ -7,13 +7,20 @@ runs of dead workers ``abandoned``.
 
 ``JobsScheduler`` is beat's scheduler (``beat_scheduler`` in config.py): it
 builds the schedule when beat starts and again whenever the jobs file changes.
-A jobs file that does not validate is logged as an error and scheduled nothing
-(at start) or left the previous schedule in place (on a later edit).
+A jobs file that does not validate is logged as an error; the last good jobs
+file (kept in the local database) stays in force, and with none nothing is
+scheduled until the file is fixed. Beat also does the housekeeping of runs itself,
+every SYNCD_HOUSEKEEPING_SECONDS, in a thread of its own process: runs of dead
+workers are marked abandoned even while no worker is alive to take the housekeeping
+task.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +29,6 @@ from typing import Any
 from celery.beat import PersistentScheduler
 from celery.schedules import crontab
 
-from syncd.engine.errors import ConfigError
 from syncd.tasks import HOUSEKEEPING_TASK, SYNC_TASK, time_limits
 from syncd.verify_tasks import VERIFY_TASK
 
@@ -72,6 +78,12 @@ def cron_fire_times(cron: crontab, after: datetime, count: int = 2) -> list[date
     return times
 
 
+def _database_url(celery_app: Any) -> str:
+    from syncd.celery_app import flask_app_of
+
+    return str(flask_app_of(celery_app).config["SYNCD_DATABASE_URL"])
+
+
 def housekeeping_entry(every_seconds: float) -> dict[str, Any]:
     """The entry that marks runs of dead workers abandoned."""
     return {
@@ -115,6 +127,11 @@ class JobsScheduler(PersistentScheduler):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._jobs_mtime: int | None = None
         self._next_check = 0.0
+        self._next_housekeeping = 0.0
+        self._housekeeper: threading.Thread | None = None
+        self._next_heartbeat = 0.0
+        self._last_tick: datetime | None = None
+        self._heartbeat: Any = None
         super().__init__(*args, **kwargs)
 
     def setup_schedule(self) -> None:
@@ -128,7 +145,43 @@ class JobsScheduler(PersistentScheduler):  # type: ignore[misc]
             schedule = self.jobs_schedule()
             if schedule is not None:
                 self.merge_inplace(schedule)
+        self.maybe_housekeep()
+        if time.monotonic() >= self._next_heartbeat:
+            self.record_tick()
         return super().tick(*args, **kwargs)  # type: ignore[no-any-return]
+
+    def maybe_housekeep(self) -> None:
+        """Start housekeeping in a thread when it is due and the previous one is done."""
+        from syncd import get_state
+        from syncd.celery_app import flask_app_of
+
+        if time.monotonic() < self._next_housekeeping or (
+                self._housekeeper is not None and self._housekeeper.is_alive()):
+            return
+        state = get_state(flask_app_of(self.app))
+        self._next_housekeeping = time.monotonic() + state.config.SYNCD_HOUSEKEEPING_SECONDS
+        self._housekeeper = threading.Thread(target=_housekeep, args=(state,),
+                                             name="syncd-housekeeping", daemon=True)
+        self._housekeeper.start()
+
+    def record_tick(self) -> None:
+        """Note the time of this tick; a thread keeps it in the local database."""
+        from syncd.heartbeats import BEAT_EVERY, HeartbeatThread, beat_sign
+
+        self._next_heartbeat = time.monotonic() + BEAT_EVERY
+        self._last_tick = datetime.now(UTC)
+        if self._heartbeat is None:
+            url = _database_url(self.app)
+            pid, host = os.getpid(), socket.gethostname()
+            self._heartbeat = HeartbeatThread(
+                url, lambda: beat_sign(pid, host, self._last_tick), BEAT_EVERY)
+            self._heartbeat.start()
+
+    def close(self) -> None:
+        super().close()
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
 
     def jobs_schedule(self, starting: bool = False) -> dict[str, dict[str, Any]] | None:
         """The schedule of the jobs file, or None if it did not change since it was read."""
@@ -145,17 +198,36 @@ class JobsScheduler(PersistentScheduler):  # type: ignore[misc]
         if not starting and mtime == self._jobs_mtime:
             return None
         self._jobs_mtime = mtime
-        try:
-            jobs = state.jobs()
-        except ConfigError as exc:
+        force = state.jobs_in_force()
+        jobs = force.jobs
+        if jobs is None:
             if not starting:
-                log.error("beat: jobs file rejected, keeping the previous schedule: %s", exc)
+                log.error("beat: jobs file rejected, keeping the previous schedule: %s",
+                          force.rejected)
                 return None
-            log.error("beat: jobs file rejected, no sync is scheduled until it is fixed: %s", exc)
+            log.error("beat: jobs file rejected, no sync is scheduled until it is fixed: %s",
+                      force.rejected)
             return {HOUSEKEEPING_ENTRY: housekeeping_entry(config.SYNCD_HOUSEKEEPING_SECONDS)}
+        if force.rejected is not None:
+            log.error("beat: jobs file rejected, %s: %s", force.explanation(), force.rejected)
         scheduled = [f"{j.name} ({j.schedule.describe()})"
                      for j in jobs.jobs.values() if j.schedule is not None]
         log.info("beat: %d job(s) scheduled from %s%s", len(scheduled), jobs.path,
                  ": " + ", ".join(scheduled) if scheduled else "")
         return build_beat_schedule(
             jobs, config.SYNCD_HOUSEKEEPING_SECONDS, config.SYNCD_MAX_RUN_SECONDS)
+
+
+def _housekeep(state: Any) -> None:
+    """Beat's own housekeeping; a failure is logged and tried again next period."""
+    from syncd.retry import describe_error
+    from syncd.stale_runs import housekeep
+
+    try:
+        marked = housekeep(state)
+    except Exception as exc:  # noqa: BLE001  (beat keeps scheduling whatever happens here)
+        log.error("beat: housekeeping failed: %s", describe_error(exc))
+        return
+    if marked:
+        log.warning("beat: housekeeping marked runs %s abandoned",
+                    ", ".join(f"#{i}" for i in marked))

@@ -20,6 +20,19 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def seconds(value: str, name: str) -> float:
+    """A duration setting: "90" (seconds), "30s", "5m", "1h" or "2d"."""
+    text = value.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise ValueError(f'{name}: "{value}" is not a duration (use e.g. "90", "30s", "1h")'
+                         ) from None
+
+
 def _var_dir(environ: dict[str, str]) -> Path:
     return Path(environ.get("SYNCD_VAR_DIR", "var")).resolve()
 
@@ -82,6 +95,10 @@ class Config:
         self.SYNCD_NOTIFY_ATTEMPTS = int(env.get("SYNCD_NOTIFY_ATTEMPTS", "3"))
         self.SYNCD_NOTIFY_BACKOFF = float(env.get("SYNCD_NOTIFY_BACKOFF", "2.0"))
         self.SYNCD_NOTIFY_TIMEOUT = float(env.get("SYNCD_NOTIFY_TIMEOUT", "10"))
+        # A run queued this long is never started (its broker message expires) and
+        # housekeeping marks it abandoned.
+        self.SYNCD_QUEUED_TIMEOUT = seconds(env.get("SYNCD_QUEUED_TIMEOUT", "1h"),
+                                            "SYNCD_QUEUED_TIMEOUT")
         for key, value in overrides.items():
             setattr(self, key, value)
         if "SESSION_COOKIE_SECURE" not in overrides:

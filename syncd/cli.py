@@ -18,9 +18,9 @@ from syncd.cli_notify import notify
 from syncd.cli_services import trigger, up
 from syncd.cli_users import tokens, users
 from syncd.cli_verify import verify
-from syncd.engine.errors import ConfigError, SourceUnavailable
+from syncd.engine.errors import ConfigError, SourceUnavailable, one_line
 
-EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED = 1, 2, 3
+EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED, EXIT_UNREACHABLE = 1, 2, 3, 3
 
 
 class Context:
@@ -44,17 +44,23 @@ pass_ctx = click.make_pass_decorator(Context, ensure=True)
 
 
 def fail(message: str, code: int) -> None:
-    """Print an error to stderr and exit with ``code``."""
-    click.echo(f"error: {message}", err=True)
+    """Print an error (one line, long values cut) to stderr and exit with ``code``."""
+    click.echo(f"error: {one_line(message)}", err=True)
     sys.exit(code)
 
 
 def load_jobs_or_exit(state: SyncdState) -> Any:
-    """The validated jobs file, or exit 2 with the validation message."""
-    try:
-        return state.jobs()
-    except ConfigError as exc:
-        fail(str(exc), EXIT_CONFIG)
+    """The jobs in force; a rejected jobs file is reported on stderr.
+
+    Exits 2 with the validation message when no jobs file ever validated.
+    """
+    force = state.jobs_in_force()
+    if force.rejected is not None:
+        if force.jobs is None:
+            fail(f"{force.rejected}\nerror: {force.explanation()}", EXIT_CONFIG)
+        click.echo(f"warning: jobs file rejected: {force.rejected}", err=True)
+        click.echo(f"warning: {force.explanation()}", err=True)
+    return force.jobs
 
 
 @click.group()
@@ -81,33 +87,53 @@ def db_upgrade(ctx: Context) -> None:
 @pass_ctx
 def check(ctx: Context) -> None:
     """Validate the jobs file and reach every source (exit 2 bad config, 3 unreachable)."""
-    from syncd.engine import check_table, connect_source
-
-    jobs = load_jobs_or_exit(ctx.state)
+    force = ctx.state.jobs_in_force()
+    if force.rejected is not None:
+        fail(f"{force.rejected}\nerror: {force.explanation()}", EXIT_CONFIG)
+    jobs = force.require()
     problems: list[tuple[int, str]] = []
     for source in jobs.sources.values():
-        engine = connect_source(source.url)
-        try:
-            for job in (j for j in jobs.jobs.values() if j.source.name == source.name):
-                try:
-                    for warning in check_table(job.table_sync(), engine,
-                                               ctx.state.engine.dialect.name):
-                        click.echo(f'warning: job "{job.name}": {warning}')
-                    if job.lookback_auto:
-                        click.echo(lookback_line(job, engine))
-                    click.echo(f'ok: job "{job.name}" ({source.masked_url} {job.table})')
-                except SourceUnavailable as exc:
-                    problems.append((3, f'source "{source.name}" ({source.masked_url}): {exc}'))
-                    break
-                except ConfigError as exc:
-                    problems.append((2, f'{jobs.path}: job "{job.name}": {exc}'))
-        finally:
-            engine.dispose()
+        source_jobs = [j for j in jobs.jobs.values() if j.source.name == source.name]
+        if source_jobs:
+            problems += _check_source(jobs.path, source, source_jobs,
+                                      ctx.state.engine.dialect.name)
     for _, message in problems:
-        click.echo(f"error: {message}", err=True)
+        click.echo(f"error: {one_line(message)}", err=True)
     if problems:
-        sys.exit(max(code for code, _ in problems if code in (2, 3)))
+        sys.exit(max(code for code, _ in problems))
     click.echo(f"{len(jobs.jobs)} job(s) ok")
+
+
+def _check_source(path: str, source: Any, source_jobs: list[Any], local: str,
+                  ) -> list[tuple[int, str]]:
+    """Reach one source and check its jobs' tables (and that every column type maps into
+    the ``local`` database): (exit code, message) of each problem."""
+    from syncd.engine.checks import check_job, open_source, reach
+
+    where = f'{path}: source "{source.name}" ({source.masked_url})'
+    try:
+        engine = open_source(source.url)
+    except ConfigError as exc:
+        return [(EXIT_CONFIG, f"{where}: {exc}")]
+    problems: list[tuple[int, str]] = []
+    try:
+        reach(engine)
+        for job in source_jobs:
+            try:
+                for warning in check_job(job.table_sync(), engine, local):
+                    click.echo(one_line(f'warning: job "{job.name}": {warning}'))
+                if job.lookback_auto:
+                    click.echo(lookback_line(job, engine))
+                click.echo(one_line(f'ok: job "{job.name}" ({source.masked_url} {job.table})'))
+            except ConfigError as exc:
+                problems.append((EXIT_CONFIG, f'{path}: job "{job.name}": {exc}'))
+    except SourceUnavailable as exc:
+        problems.append((EXIT_UNREACHABLE, f"{where}: unreachable: {exc}"))
+    except ConfigError as exc:
+        problems.append((EXIT_CONFIG, f"{where}: {exc}"))
+    finally:
+        engine.dispose()
+    return problems
 
 
 def lookback_line(job: Any, engine: Any) -> str:
@@ -152,6 +178,7 @@ def jobs_cmd(ctx: Context, as_json: bool) -> None:
 def run(ctx: Context, job: str, full_refresh: bool) -> None:
     """Run one sync now in this process (no broker)."""
     from syncd.progress import terminal_progress
+    from syncd.retry import LocalUnavailable
     from syncd.runner import RunRequest, describe, run_job
 
     state = ctx.state
@@ -167,6 +194,9 @@ def run(ctx: Context, job: str, full_refresh: bool) -> None:
             result = run_job(state, request, on_progress=hook)
         except ConfigError as exc:
             fail(str(exc), EXIT_CONFIG)
+        except LocalUnavailable as exc:  # before a run row could be written
+            click.echo(f"run {job}: failed -- {one_line(str(exc))}")
+            sys.exit(EXIT_FAILED)
     assert result is not None
     click.echo(describe(result))
     if result.status == "skipped":
@@ -176,15 +206,23 @@ def run(ctx: Context, job: str, full_refresh: bool) -> None:
 
 
 def _check_before_run(path: str, job: Any, local: str) -> None:
-    """Exit 2, writing nothing, if the job's table or columns are not at the source.
+    """Exit 2, writing nothing, if the job's table, columns or key are wrong at the source.
 
     An unreachable source is not decided here: the run records it (with retries).
     """
-    from syncd.engine import check_table, connect_source
+    from syncd.engine.checks import check_job, open_source, reach
 
-    engine = connect_source(job.source.url)
+    where = f'{path}: source "{job.source.name}" ({job.source.masked_url})'
     try:
-        check_table(job.table_sync(), engine, local)
+        engine = open_source(job.source.url)
+    except ConfigError as exc:
+        fail(f"{where}: {exc}", EXIT_CONFIG)
+    try:
+        try:
+            reach(engine)
+        except ConfigError as exc:
+            fail(f"{where}: {exc}", EXIT_CONFIG)
+        check_job(job.table_sync(), engine, local)
     except SourceUnavailable:
         pass
     except ConfigError as exc:
@@ -262,13 +300,15 @@ def main() -> None:
     """Entry point of the ``syncd`` console script."""
     from sqlalchemy.exc import DBAPIError
 
-    from syncd.engine.connect import short
+    from syncd.engine.connect import is_transient, short
 
     try:
         cli(prog_name="syncd")
     except DBAPIError as exc:
         message = short(exc)
+        if is_transient(exc):
+            fail(f"local database unreachable: {message}", EXIT_FAILED)
         hint = ""
-        if "syncd_" in str(exc):
+        if "syncd_" in str(exc.orig):
             hint = " (run `syncd db upgrade` to create syncd's tables)"
         fail(f"local database: {message}{hint}", EXIT_CONFIG)

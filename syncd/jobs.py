@@ -8,6 +8,7 @@ with the file, the job and the field (``jobs.toml: job "orders": field
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Mapping
@@ -21,15 +22,17 @@ from celery.schedules import crontab
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from syncd.engine.errors import ConfigError
+from syncd.engine.errors import ConfigError, cut, shown
 from syncd.engine.spec import TableSync
 from syncd.notify.config import NotifySpec, parse_notify
 
-JOB_NAME = re.compile(r"^[a-z0-9_-]+$")
+JOB_NAME = re.compile(r"^[a-z0-9_-]{1,100}$")
 LOCAL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
 DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_NAME = 200  # longest table or column name accepted (MySQL allows 64, PostgreSQL 63)
+MAX_DURATION = timedelta(days=3650)  # longer makes no sense as a schedule, timeout or lookback
 
 SOURCE_KEYS = {"url", "timezone"}
 JOB_KEYS = {
@@ -172,7 +175,7 @@ def mask_url(url: str) -> str:
     """``mysql+pymysql://reader:secret@host/db`` -> ``mysql+pymysql://reader:***@host/db``."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError, TypeError):  # e.g. a port that is not a number
         return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
     if parsed.password is None:
         return parsed.render_as_string(hide_password=False)
@@ -180,17 +183,22 @@ def mask_url(url: str) -> str:
 
 
 def parse_duration(text: str, where: str) -> timedelta:
-    """Parse "30s", "5m", "2h", "1d" into a timedelta."""
+    """Parse "30s", "5m", "2h", "1d" into a timedelta (at most ten years)."""
     match = DURATION.match(str(text))
     if not match:
-        raise ConfigError(f'{where}: "{text}" is not a duration (use e.g. "30s", "5m", "2h")')
-    return timedelta(seconds=int(match.group(1)) * UNITS[match.group(2)])
+        raise ConfigError(f'{where}: {shown(text)} is not a duration (use e.g. "30s", "5m", "2h")')
+    digits = match.group(1).lstrip("0") or "0"
+    seconds = int(digits) * UNITS[match.group(2)] if len(digits) <= 12 else None
+    if seconds is None or seconds > MAX_DURATION.total_seconds():
+        raise ConfigError(f"{where}: {shown(text)} is too long (at most 3650d)")
+    return timedelta(seconds=seconds)
 
 
 def parse_schedule(text: Any, where: str) -> Schedule:
     """Parse an interval ("30s") or a 5-field cron expression."""
     if not isinstance(text, str) or not text.strip():
-        raise ConfigError(f"{where}: must be a cron expression or an interval such as \"5m\"")
+        raise ConfigError(f'{where}: must be a cron expression or an interval such as "5m", '
+                          f"not {shown(text)}")
     if DURATION.match(text):
         interval = parse_duration(text, where)
         if interval.total_seconds() < 1:
@@ -199,13 +207,13 @@ def parse_schedule(text: Any, where: str) -> Schedule:
     fields = text.split()
     if len(fields) != 5:
         raise ConfigError(
-            f'{where}: "{text}" is neither an interval ("30s", "5m", "2h") '
+            f'{where}: {shown(text)} is neither an interval ("30s", "5m", "2h") '
             "nor a 5-field cron expression (minute hour day month weekday)"
         )
     try:
         crontab.from_string(" ".join(fields))
-    except (ValueError, IndexError, KeyError) as exc:
-        raise ConfigError(f'{where}: bad cron expression "{text}": {exc}') from exc
+    except Exception as exc:  # noqa: BLE001  (Celery's parser raises ParseException, ValueError...)
+        raise ConfigError(f"{where}: bad cron expression {shown(text)}: {cut(str(exc))}") from exc
     return Schedule(text=text, cron=" ".join(fields))
 
 
@@ -215,7 +223,7 @@ def expand_env(value: str, environ: Mapping[str, str], where: str) -> str:
     def repl(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in environ:
-            raise ConfigError(f"{where}: environment variable ${{{name}}} is not set")
+            raise ConfigError(f"{where}: environment variable ${{{cut(name)}}} is not set")
         return environ[name]
 
     return ENV_REF.sub(repl, value)
@@ -223,13 +231,29 @@ def expand_env(value: str, environ: Mapping[str, str], where: str) -> str:
 
 def load_jobs(path: str | Path, environ: Mapping[str, str]) -> JobsFile:
     """Read and validate a jobs file; raises ConfigError naming file, job and field."""
-    path = Path(path)
     label = str(path)
-    if not path.exists():
-        raise ConfigError(f"{label}: jobs file not found (set SYNCD_JOBS_FILE or create it)")
+    return parse_jobs_text(read_jobs_text(path), label, environ)
+
+
+def read_jobs_text(path: str | Path) -> str:
+    """The text of a jobs file; ConfigError if it is missing or not UTF-8."""
+    path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: jobs file not found (set SYNCD_JOBS_FILE or create it)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the jobs file: {exc.strerror}") from exc
+
+
+def parse_jobs_text(text: str, label: str, environ: Mapping[str, str]) -> JobsFile:
+    """Validate the text of a jobs file; ``label`` names it in messages."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{label}: not valid TOML: {exc}") from exc
     return parse_jobs(data, label, environ)
 
@@ -238,7 +262,7 @@ def parse_jobs(data: dict[str, Any], label: str, environ: Mapping[str, str]) -> 
     """Validate the parsed TOML of a jobs file."""
     unknown = set(data) - {"sources", "jobs", "notify"}
     if unknown:
-        raise ConfigError(f"{label}: unknown top-level key(s): {', '.join(sorted(unknown))}")
+        raise ConfigError(f"{label}: unknown top-level key(s): {_listed(unknown)}")
     sources_raw = data.get("sources", {})
     if not isinstance(sources_raw, dict):
         raise ConfigError(f"{label}: [sources] must be a table of sources")
@@ -267,35 +291,74 @@ def parse_jobs(data: dict[str, Any], label: str, environ: Mapping[str, str]) -> 
     return JobsFile(path=label, sources=sources, jobs=jobs, notify=notify)
 
 
+def _listed(names: set[str]) -> str:
+    """Names for an error message: each shown, at most ten."""
+    ordered = sorted(names)
+    more = f" and {len(ordered) - 10} more" if len(ordered) > 10 else ""
+    return ", ".join(shown(name) for name in ordered[:10]) + more
+
+
 def _parse_source(name: str, raw: Any, label: str, environ: Mapping[str, str]) -> SourceSpec:
-    where = f'{label}: source "{name}"'
+    where = f"{label}: source {shown(name)}"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: must be a table with a url")
-    unknown = set(raw) - SOURCE_KEYS
-    if unknown:
-        raise ConfigError(f'{where}: unknown field(s): {", ".join(sorted(unknown))}')
+    _refuse_unknown(set(raw) - SOURCE_KEYS, SOURCE_KEYS, where)
     if not isinstance(raw.get("url"), str) or not raw["url"]:
         raise ConfigError(f'{where}: field "url" is required')
     url = expand_env(raw["url"], environ, f'{where}: field "url"')
-    try:
-        make_url(url)
-    except ArgumentError as exc:
-        raise ConfigError(f'{where}: field "url": not a database URL ({mask_url(url)})') from exc
+    _check_url(url, f'{where}: field "url"')
     tz = raw.get("timezone", "UTC")
     try:
         ZoneInfo(str(tz))
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f'{where}: field "timezone": unknown time zone "{tz}"') from exc
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise ConfigError(f'{where}: field "timezone": unknown time zone {shown(tz)}') from exc
     return SourceSpec(name=name, url=url, timezone=str(tz))
+
+
+def _check_url(url: str, where: str) -> None:
+    """ConfigError unless ``url`` is a database URL whose dialect and driver are installed."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: not a database URL ({shown(mask_url(url))})") from exc
+    try:
+        dialect = parsed.get_dialect()
+    except (ArgumentError, ImportError) as exc:
+        raise ConfigError(
+            f"{where}: unknown database kind {shown(parsed.drivername)} (use postgresql+psycopg2://,"
+            " mysql+pymysql:// or sqlite:///)") from exc
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise ConfigError(
+            f"{where}: the driver of {shown(parsed.drivername)} is not installed (use "
+            "postgresql+psycopg2://, mysql+pymysql:// or sqlite:///)") from exc
+
+
+def _refuse_unknown(unknown: set[str], known: set[str], where: str) -> None:
+    """ConfigError naming each unknown field, with the known field it most resembles."""
+    if not unknown:
+        return
+    names = sorted(unknown)
+    hints = [difflib.get_close_matches(n, sorted(known), n=1, cutoff=0.75) for n in names]
+    if len(names) == 1 and hints[0]:
+        raise ConfigError(f'{where}: field "{names[0]}": unknown field '
+                          f'(did you mean "{hints[0][0]}"?)')
+    quoted = ", ".join(f'"{n}"' + (f' (did you mean "{h[0]}"?)' if h else "")
+                       for n, h in zip(names, hints, strict=True))
+    which = "field" if len(names) == 1 else "fields"
+    raise ConfigError(f"{where}: {which} {quoted}: unknown {which} "
+                      f"(known: {', '.join(sorted(known))})")
 
 
 def _names(value: Any, where: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value or not all(
-        isinstance(v, str) and v for v in value
+        isinstance(v, str) and 0 < len(v) <= MAX_NAME for v in value
     ):
-        raise ConfigError(f"{where}: must be a non-empty list of column names")
+        raise ConfigError(f"{where}: must be a non-empty list of column names (each at most "
+                          f"{MAX_NAME} characters), not {shown(value)}")
     if len(set(value)) != len(value):
         raise ConfigError(f"{where}: lists a column twice")
     return tuple(value)
@@ -305,7 +368,7 @@ def _choice(raw: dict[str, Any], key: str, choices: tuple[str, ...], where: str)
     value = raw.get(key, choices[0])
     if value not in choices:
         allowed = " or ".join(f'"{c}"' for c in choices)
-        raise ConfigError(f'{where}: field "{key}": must be {allowed}, not "{value}"')
+        raise ConfigError(f'{where}: field "{key}": must be {allowed}, not {shown(value)}')
     return str(value)
 
 
@@ -316,33 +379,34 @@ def _parse_job(index: int, raw: Any, label: str, sources: dict[str, SourceSpec])
     if not isinstance(name, str) or not JOB_NAME.match(name):
         raise ConfigError(
             f'{label}: job #{index}: field "name": required, lower-case letters, digits, "_" '
-            f"and \"-\" only (got {name!r})"
+            f'and "-" only, at most 100 (got {shown(name)})'
         )
     where = f'{label}: job "{name}"'
-    unknown = set(raw) - JOB_KEYS
-    if unknown:
-        raise ConfigError(f'{where}: unknown field(s): {", ".join(sorted(unknown))}')
+    _refuse_unknown(set(raw) - JOB_KEYS, JOB_KEYS, where)
     source_name = raw.get("source")
-    if source_name not in sources:
-        known = ", ".join(sorted(sources)) or "none defined"
-        raise ConfigError(f'{where}: field "source": unknown source {source_name!r} ({known})')
+    if not isinstance(source_name, str) or source_name not in sources:
+        known = _listed(set(sources)) or "none defined"
+        raise ConfigError(
+            f'{where}: field "source": unknown source {shown(source_name)} ({known})')
     table = raw.get("table")
-    if not isinstance(table, str) or not table or table.count(".") > 1:
-        raise ConfigError(f'{where}: field "table": required, "table" or "schema.table"')
+    if not isinstance(table, str) or not table or table.count(".") > 1 or len(table) > MAX_NAME:
+        raise ConfigError(f'{where}: field "table": required, "table" or "schema.table" (at '
+                          f"most {MAX_NAME} characters), not {shown(table)}")
     target = raw.get("target", table.rpartition(".")[2])
     if not isinstance(target, str) or not LOCAL_NAME.match(target) or target.startswith("syncd_"):
         field = "target" if "target" in raw else "table"
         hint = "" if "target" in raw else ' (the local table takes this name: set "target")'
         raise ConfigError(
             f'{where}: field "{field}": local table name must be letters, digits and "_" '
-            f'(at most 48, not starting with "syncd_"), got {target!r}{hint}'
+            f'(at most 48, not starting with "syncd_"), got {shown(target)}{hint}'
         )
     mode = _choice(raw, "mode", ("incremental", "full"), where)
     cursor = raw.get("cursor")
     if mode == "incremental" and not cursor:
         raise ConfigError(f'{where}: field "cursor": required for an incremental job')
-    if cursor is not None and (not isinstance(cursor, str) or not cursor):
-        raise ConfigError(f'{where}: field "cursor": must be a column name')
+    if cursor is not None and (not isinstance(cursor, str) or not 0 < len(cursor) <= MAX_NAME):
+        raise ConfigError(f'{where}: field "cursor": must be a column name (at most {MAX_NAME} '
+                          f"characters), not {shown(cursor)}")
     pk = raw.get("primary_key")
     columns = raw.get("columns")
     batch_size = raw.get("batch_size", 10000)

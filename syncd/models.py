@@ -6,7 +6,19 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from syncd.engine.checkpoint import checkpoints  # noqa: F401  (part of the schema)
@@ -18,6 +30,7 @@ TRIGGERS = ("schedule", "manual", "api", "cli", "verify")
 ROLES = ("operator", "viewer")
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -98,6 +111,11 @@ class SyncRun(Base):
         return [{"message": m, "count": c} for m, c in data.items()]
 
     @property
+    def full_load(self) -> bool:
+        """True for a full load: a full resync, a full job, or an incremental job's first run."""
+        return bool(self.full_refresh) or self.phase == "full"
+
+    @property
     def duration_s(self) -> float | None:
         """Seconds from start to finish (or to now while running)."""
         if self.started_at is None:
@@ -152,6 +170,24 @@ class JobState(Base):
     changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class JobLease(Base):
+    """The fencing token of a job: the run that took its lock last.
+
+    Set by a run in the transaction that starts it, and checked (row locked) first in
+    every local transaction that writes the job's rows: a run whose lock died with a
+    restart of the local database, and whose job another run took over meanwhile,
+    finds someone else's run id here and stops without writing. Housekeeping clears it
+    when it marks the holder abandoned.
+    """
+
+    __tablename__ = "syncd_job_leases"
+
+    job: Mapped[str] = mapped_column(String(100), primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(BigId)
+    holder: Mapped[str | None] = mapped_column(String(255))  # host:pid of the run
+    taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class User(Base):
     """A user of the admin web app."""
 
@@ -176,6 +212,8 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (UniqueConstraint("name", name="uq_syncd_api_tokens_name"),)
 
 
 class Alert(Base):
@@ -230,3 +268,55 @@ class LoginFailure(Base):
         Index("ix_syncd_login_failures_username_attempted_at", "username", "attempted_at"),
         Index("ix_syncd_login_failures_attempted_at", "attempted_at"),
     )
+
+
+class JobsFileVersion(Base):
+    """A jobs file that validated. The newest one is in force whenever the file on disk
+    does not validate, for beat, worker, web and CLI alike."""
+
+    __tablename__ = "syncd_jobs_files"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(LongText)
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    loaded_by: Mapped[str | None] = mapped_column(String(255))  # host and pid
+
+
+class Heartbeat(Base):
+    """The last sign of life of a worker or a beat, for the workers page."""
+
+    __tablename__ = "syncd_heartbeats"
+
+    kind: Mapped[str] = mapped_column(String(16))  # worker | beat
+    name: Mapped[str] = mapped_column(String(255))  # worker: Celery's node name; beat: host:pid
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    pool_pids: Mapped[str | None] = mapped_column(Text)  # JSON list: the worker's processes
+    concurrency: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (PrimaryKeyConstraint("kind", "name"),)
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker's pool processes (empty for a beat)."""
+        return [int(p) for p in json.loads(self.pool_pids)] if self.pool_pids else []
+
+
+class AuditEntry(Base):
+    """Who changed a web user or an API token, when, and how."""
+
+    __tablename__ = "syncd_audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))  # "cli:<os user>" or "web:<user>"
+    action: Mapped[str] = mapped_column(String(32))  # user.add, user.role, token.revoke, ...
+    target: Mapped[str] = mapped_column(String(100))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_syncd_audit_at", "at"),)

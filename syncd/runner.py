@@ -4,6 +4,11 @@ Every run leaves one ``syncd_runs`` row, whatever happens: ``skipped`` when
 another run holds the lock, ``failed`` with the error and traceback, or
 ``succeeded`` with its counts and cursors. The runner decides where each
 transaction on the history begins and ends.
+
+Transient errors of either database are retried on the same run row (see
+``syncd.retry``); so are the runner's own writes to the local database. The run
+that takes the job's lock also takes its lease, and the engine proves the lease
+first in every local write transaction (``syncd.locks.JobFence``).
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import socket
 import time
 import traceback
@@ -25,11 +29,14 @@ from sqlalchemy.orm import Session
 from syncd import SyncdState
 from syncd.engine import Progress, SyncResult, connect_source, sync_table
 from syncd.engine.checkpoint import dumps
-from syncd.engine.errors import ConfigError, RunTimedOut, SyncError
+from syncd.engine.connect import translated_errors
+from syncd.engine.errors import ConfigError, RunTimedOut, one_line
 from syncd.jobs import JobSpec
-from syncd.locks import JobLock
+from syncd.locks import JobFence, JobLock, take_lease
 from syncd.models import JobState, SyncRun, utcnow
 from syncd.notify.alerts import notify_run
+from syncd.retry import Backoff, LocalUnavailable, describe_error, is_transient_error, local_write
+from syncd.stale_runs import abandon_running
 
 log = logging.getLogger(__name__)
 
@@ -80,65 +87,39 @@ def set_paused(state: SyncdState, job: str, paused: bool, by: str | None = None)
         row.changed_at = utcnow()
 
 
-def mark_abandoned(state: SyncdState, job: str | None = None) -> list[int]:
-    """Mark ``running`` runs whose process is gone (its lock is free) as ``abandoned``."""
-    with state.sessions() as session:
-        query = select(SyncRun.job).where(SyncRun.status == "running").distinct()
-        if job is not None:
-            query = query.where(SyncRun.job == job)
-        jobs = list(session.scalars(query))
-    marked: list[int] = []
-    for name in jobs:
-        lock = JobLock(state.engine, name)
-        if lock.acquire():
-            try:
-                marked += _abandon_running(state, name)
-            finally:
-                lock.release()
-    return marked
-
-
-def _abandon_running(state: SyncdState, job: str) -> list[int]:
-    """With the job's lock held: every run still ``running`` lost its process."""
-    with state.sessions.begin() as session:
-        runs = list(session.scalars(
-            select(SyncRun).where(SyncRun.job == job, SyncRun.status == "running")
-        ))
-        for run in runs:
-            run.status = "abandoned"
-            run.finished_at = run.heartbeat_at or utcnow()
-            run.error = (run.error or "") + (
-                "the process running this sync died (killed, crashed or lost its worker); "
-                "the next run resumes from the last checkpoint"
-            )
-        return [run.id for run in runs]
-
-
 def run_job(state: SyncdState, request: RunRequest, on_progress: ProgressHook | None = None,
             ) -> SyncRun | None:
     """Run one job now in this process and return its finished run row.
 
     Raises ConfigError for an unknown job or a broken jobs file when no run row
-    exists yet (nothing is written then). Returns None for a scheduled tick of a
-    paused job.
+    exists yet (nothing is written then), and LocalUnavailable when the local
+    database cannot be reached, after every retry, before the run could start.
+    Returns None for a scheduled tick of a paused job.
     """
+    backoff = Backoff.of(state.config)
     try:
         spec = state.jobs().job(request.job)
     except ConfigError as exc:
         if request.run_id is None:
             raise
-        return _finish_unstarted(state, request, "failed", str(exc))
-    if request.scheduled and is_paused(state, spec.name):
+        message = str(exc)
+        return local_write(lambda: _finish_unstarted(state, request, "failed", message),
+                           backoff, "record the run")
+    if request.scheduled and local_write(lambda: is_paused(state, spec.name), backoff,
+                                         "read whether the job is paused"):
         if request.run_id is not None:
-            return _finish_unstarted(state, request, "cancelled", "job is paused")
+            return local_write(
+                lambda: _finish_unstarted(state, request, "cancelled", "job is paused"),
+                backoff, "record the run")
         return None
     lock = JobLock(state.engine, spec.name)
-    if not lock.acquire():
-        return _finish_unstarted(state, request, "skipped", _held_reason(state, spec.name))
+    if not local_write(lock.acquire, backoff, "take the job lock"):
+        return local_write(
+            lambda: _finish_unstarted(state, request, "skipped", _held_reason(state, spec.name)),
+            backoff, "record the run")
     try:
-        _abandon_running(state, spec.name)
-        run_id = _start(state, request)
-        run = _execute(state, spec, run_id, request, on_progress)
+        run = local_write(lambda: _start(state, request), backoff, "start the run")
+        run = _execute(state, spec, run, request, on_progress, lock)
     finally:
         lock.release()
     notify_run(state, run)  # recorded and unlocked first; never raises
@@ -179,9 +160,12 @@ def _finish_unstarted(state: SyncdState, request: RunRequest, status: str, messa
         return run
 
 
-def _start(state: SyncdState, request: RunRequest) -> int:
+def _start(state: SyncdState, request: RunRequest) -> SyncRun:
+    """With the job's lock held: abandon the job's dead runs, record this one, take the lease."""
     now = utcnow()
+    holder = f"{socket.gethostname()}:{os.getpid()}"
     with state.sessions.begin() as session:
+        abandon_running(session, request.job)
         run = _run_row(session, request, now)
         run.status = "running"
         run.started_at = now
@@ -189,16 +173,18 @@ def _start(state: SyncdState, request: RunRequest) -> int:
         run.hostname = socket.gethostname()
         run.pid = os.getpid()
         session.flush()
-        return run.id
+        take_lease(session.connection(), request.job, run.id, holder)
+        return run
 
 
 class _Recorder:
-    """Writes live progress to the run row, at most once a second."""
+    """Writes live progress to the run row, at most once a second (skipped while the
+    local database is unreachable: the next batch commit finds out and retries)."""
 
-    def __init__(self, state: SyncdState, run_id: int, hook: ProgressHook | None,
+    def __init__(self, state: SyncdState, run: SyncRun, hook: ProgressHook | None,
                  deadline: float | None, timeout_text: str) -> None:
         self.state = state
-        self.run_id = run_id
+        self.run = run
         self.hook = hook
         self.deadline = deadline
         self.timeout_text = timeout_text
@@ -210,17 +196,20 @@ class _Recorder:
         now = time.monotonic()
         if now - self.last_write >= 1.0:
             self.last_write = now
-            self.write(progress)
+            try:
+                self.write(progress)
+            except Exception as exc:
+                if not is_transient_error(exc):
+                    raise
+                log.warning("run #%s: progress not recorded: %s", self.run.id,
+                            describe_error(exc))
         if self.hook is not None:
-            with self.state.sessions() as session:
-                run = session.get(SyncRun, self.run_id)
-                if run is not None:
-                    self.hook(run, progress)
+            self.hook(self.run, progress)
 
     def write(self, progress: Progress) -> None:
         with self.state.sessions.begin() as session:
             session.execute(
-                update(SyncRun).where(SyncRun.id == self.run_id).values(
+                update(SyncRun).where(SyncRun.id == self.run.id).values(
                     rows_read=progress.rows_read, rows_inserted=progress.rows_inserted,
                     rows_updated=progress.rows_updated, rows_deleted=progress.rows_deleted,
                     rows_total=progress.rows_total, phase=progress.phase,
@@ -229,39 +218,42 @@ class _Recorder:
             )
 
 
-def _execute(state: SyncdState, spec: JobSpec, run_id: int, request: RunRequest,
-             hook: ProgressHook | None) -> SyncRun:
-    cfg = state.config
-    attempts = max(1, int(cfg.SYNCD_RETRY_ATTEMPTS))
+def _execute(state: SyncdState, spec: JobSpec, run: SyncRun, request: RunRequest,
+             hook: ProgressHook | None, lock: JobLock) -> SyncRun:
+    backoff = Backoff.of(state.config)
     deadline = time.monotonic() + spec.timeout.total_seconds() if spec.timeout else None
-    recorder = _Recorder(state, run_id, hook, deadline, _words(spec.timeout))
+    recorder = _Recorder(state, run, hook, deadline, _words(spec.timeout))
+    fence = JobFence(lock, run.id)
     progress = Progress()
     result = SyncResult()
     error: BaseException | None = None
     full_refresh = request.full_refresh
-    for attempt in range(1, attempts + 1):
-        _set_attempt(state, run_id, attempt)
-        source = connect_source(spec.source.url)
+    attempt = 0
+    for attempt in range(1, backoff.attempts + 1):
         try:
-            result = sync_table(spec.table_sync(), source, state.engine, full_refresh=full_refresh,
-                                progress=progress, on_progress=recorder)
+            with translated_errors("local database"):
+                _set_attempt(state, run.id, attempt)
+                lock.ensure()  # after a restart of the local database: take the lock again
+            source = connect_source(spec.source.url)
+            try:
+                result = sync_table(spec.table_sync(), source, state.engine,
+                                    full_refresh=full_refresh, progress=progress,
+                                    on_progress=recorder, guard=fence)
+            finally:
+                source.dispose()
             error = None
             break
-        except SyncError as exc:
-            error = exc
-            if not exc.transient or attempt == attempts:
-                break
-            delay = cfg.SYNCD_RETRY_BACKOFF * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
-            log.warning("job %s: attempt %d of %d failed (%s); retrying in %.1fs",
-                        spec.name, attempt, attempts, exc, delay)
-            time.sleep(delay)
-            full_refresh = False  # the checkpoint was reset by the first attempt
         except Exception as exc:  # noqa: BLE001  (recorded in the history, not lost)
             error = exc
-            break
-        finally:
-            source.dispose()
-    return _finish(state, run_id, progress, result, error, attempts)
+            if not is_transient_error(exc) or attempt == backoff.attempts:
+                break
+            delay = backoff.delay(attempt)
+            log.warning("job %s: attempt %d of %d failed (%s); retrying in %.1fs",
+                        spec.name, attempt, backoff.attempts, describe_error(exc), delay)
+            time.sleep(delay)
+            if progress.phase != "starting":  # the engine got past resetting the checkpoint
+                full_refresh = False
+    return _finish(state, run, progress, result, error, attempt, backoff)
 
 
 def _words(value: timedelta | None) -> str:
@@ -279,43 +271,63 @@ def _set_attempt(state: SyncdState, run_id: int, attempt: int) -> None:
         session.execute(update(SyncRun).where(SyncRun.id == run_id).values(attempts=attempt))
 
 
-def _finish(state: SyncdState, run_id: int, progress: Progress, result: SyncResult,
-            error: BaseException | None, attempts: int) -> SyncRun:
-    with state.sessions.begin() as session:
-        run = session.get(SyncRun, run_id)
-        assert run is not None
-        run.finished_at = utcnow()
-        run.heartbeat_at = run.finished_at
-        run.rows_read = progress.rows_read
-        run.rows_inserted = progress.rows_inserted
-        run.rows_updated = progress.rows_updated
-        run.rows_deleted = progress.rows_deleted
-        run.rows_total = progress.rows_total
-        run.phase = progress.phase
-        run.cursor_before = _json(result.cursor_before if error is None else progress.cursor_before)
-        run.cursor_after = _json(result.cursor_after if error is None else progress.cursor)
-        warnings = dict(progress.warnings)
-        run.warnings_json = json.dumps(warnings) if warnings else None
-        run.lookback_json = json.dumps(progress.lookback) if progress.lookback else None
+def _finish(state: SyncdState, run: SyncRun, progress: Progress, result: SyncResult,
+            error: BaseException | None, attempts: int, backoff: Backoff) -> SyncRun:
+    """Record the outcome (retried like every local write).
+
+    When the local database stays unreachable, the outcome is returned unrecorded,
+    as ``failed`` with the reason; the row stays ``running`` until housekeeping or
+    the job's next run marks it abandoned.
+    """
+    values = _outcome(progress, result, error, attempts)
+    try:
+        return local_write(lambda: _record(state, run.id, values), backoff,
+                           "record the outcome of the run")
+    except LocalUnavailable as exc:
+        for key, value in values.items():
+            setattr(run, key, value)
         if error is None:
-            run.status = "succeeded"
-        else:
             run.status = "failed"
-            prefix = ""
-            if getattr(error, "transient", False) and attempts > 1:
-                prefix = f"gave up after {attempts} attempts: "
-            run.error = prefix + _message(error)
-            run.traceback = "".join(
-                traceback.format_exception(type(error), error, error.__traceback__)
-            )
-        session.flush()
+            run.error = f"the sync succeeded but its outcome could not be recorded: {exc}"
+        else:
+            run.error = f"{run.error} (not recorded in the history: {exc})"
         return run
 
 
-def _message(error: BaseException) -> str:
-    if isinstance(error, SyncError):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
+def _outcome(progress: Progress, result: SyncResult, error: BaseException | None,
+             attempts: int) -> dict[str, object]:
+    """The columns of a finished run."""
+    now = utcnow()
+    warnings = dict(progress.warnings)
+    values: dict[str, object] = {
+        "finished_at": now, "heartbeat_at": now,
+        "rows_read": progress.rows_read, "rows_inserted": progress.rows_inserted,
+        "rows_updated": progress.rows_updated, "rows_deleted": progress.rows_deleted,
+        "rows_total": progress.rows_total, "phase": progress.phase,
+        "cursor_before": _json(result.cursor_before if error is None else progress.cursor_before),
+        "cursor_after": _json(result.cursor_after if error is None else progress.cursor),
+        "warnings_json": json.dumps(warnings) if warnings else None,
+        "lookback_json": json.dumps(progress.lookback) if progress.lookback else None,
+        "status": "succeeded" if error is None else "failed",
+    }
+    if error is not None:
+        prefix = ""
+        if is_transient_error(error) and attempts > 1:
+            prefix = f"gave up after {attempts} attempts: "
+        values["error"] = prefix + describe_error(error)
+        values["traceback"] = "".join(
+            traceback.format_exception(type(error), error, error.__traceback__))
+    return values
+
+
+def _record(state: SyncdState, run_id: int, values: dict[str, object]) -> SyncRun:
+    with state.sessions.begin() as session:
+        run = session.get(SyncRun, run_id)
+        assert run is not None
+        for key, value in values.items():
+            setattr(run, key, value)
+        session.flush()
+        return run
 
 
 def _json(value: object) -> str | None:
@@ -337,5 +349,5 @@ def describe(run: SyncRun) -> str:
     for warning in data["warnings"]:
         line += f" [warning: {warning['message']} x{warning['count']}]"
     if run.error:
-        line += f" -- {run.error}"
+        line += f" -- {one_line(run.error)}"
     return line

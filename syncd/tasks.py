@@ -45,11 +45,17 @@ def time_limits(job: Any, max_run_seconds: float) -> dict[str, float]:
 def sync(job: str | None = None, run_id: int | None = None) -> str | None:
     """Run one sync: a scheduled tick of ``job``, or the queued run ``run_id``."""
     from syncd import get_state
+    from syncd.retry import Backoff, LocalUnavailable, local_write
     from syncd.runner import RunRequest, describe, run_job
 
     state = get_state()
     if run_id is not None:
-        request = _queued_request(state, run_id)
+        try:
+            request = local_write(lambda: _queued_request(state, run_id), Backoff.of(state.config),
+                                  f"read run #{run_id}")
+        except LocalUnavailable as exc:
+            log.error("run #%s not started: %s", run_id, exc)
+            return None
     elif job is not None:
         request = RunRequest(job=job, trigger="schedule", scheduled=True, started_by="beat")
     else:
@@ -60,6 +66,9 @@ def sync(job: str | None = None, run_id: int | None = None) -> str | None:
         run = run_job(state, request)
     except ConfigError as exc:
         log.error("job %s: scheduled run not started: %s", request.job, exc)
+        return None
+    except LocalUnavailable as exc:
+        log.error("job %s: run not started: %s", request.job, exc)
         return None
     except SoftTimeLimitExceeded:
         log.error("job %s: timed out while recording its run; housekeeping marks it abandoned",
@@ -76,17 +85,16 @@ def sync(job: str | None = None, run_id: int | None = None) -> str | None:
 
 @shared_task(name=HOUSEKEEPING_TASK, ignore_result=True)
 def housekeeping() -> list[int]:
-    """Mark runs whose worker died (left ``running``, lock free) as ``abandoned``;
-    alert about stale jobs; delete old history."""
+    """Mark runs whose process died (left ``running``, lock free) and runs queued for
+    longer than SYNCD_QUEUED_TIMEOUT ``abandoned`` (beat also does it by itself); alert
+    about stale jobs; delete old history."""
     from syncd import get_state
     from syncd.notify.alerts import notify_housekeeping
     from syncd.retention import prune_history
-    from syncd.runner import mark_abandoned
+    from syncd.stale_runs import housekeep
 
     state = get_state()
-    marked = mark_abandoned(state)
-    if marked:
-        log.warning("runs %s lost their worker: marked abandoned", ", ".join(map(str, marked)))
+    marked = housekeep(state)
     notify_housekeeping(state)
     prune_history(state)
     return marked
@@ -112,6 +120,8 @@ def enqueue_run(state: Any, job: str, trigger: str, full_refresh: bool = False,
         celery_app.send_task(
             SYNC_TASK, kwargs={"run_id": run_id}, task_id=task_id,
             retry=True, retry_policy=RETRY_POLICY,
+            # Never started after this long: housekeeping then marks the run abandoned.
+            expires=float(state.config.SYNCD_QUEUED_TIMEOUT),
             **time_limits(spec, state.config.SYNCD_MAX_RUN_SECONDS),
         )
     except Exception as exc:  # noqa: BLE001  (kombu raises many kinds; all mean "not sent")
@@ -140,6 +150,9 @@ def _queued_request(state: Any, run_id: int) -> Any:
     if run.status == "queued":
         return RunRequest(job=run.job, trigger=run.trigger, full_refresh=run.full_refresh,
                           run_id=run.id, started_by=run.started_by)
+    if run.status == "abandoned" and run.started_at is None:
+        log.info("run #%s was abandoned while queued: nothing to do", run.id)
+        return None
     if run.status in ("running", "abandoned"):
         # acks_late: the broker delivered the message again because the worker that
         # had it died. That run stays one row; a new run resumes from the checkpoint.

@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from syncd import SyncdState
@@ -25,9 +25,10 @@ from syncd.engine import Progress, connect_source
 from syncd.engine.errors import ConfigError, RunTimedOut, SyncError
 from syncd.engine.verify import VerifyOptions, VerifyReport, verify_table
 from syncd.jobs import JobSpec
-from syncd.locks import JobLock
+from syncd.locks import JobFence, JobLock, take_lease
 from syncd.models import SyncRun, utcnow
 from syncd.notify.alerts import notify_run
+from syncd.stale_runs import abandon_running
 
 TRIGGER = "verify"
 
@@ -78,11 +79,10 @@ def run_verify(state: SyncdState, request: VerifyRequest,
         return _finish_unstarted(state, request, "failed", str(exc))
     lock = JobLock(state.engine, spec.name)
     if not lock.acquire():
-        return _finish_unstarted(state, request, "skipped",
-                                 "skipped: another run of this job is in progress")
+        return _finish_unstarted(state, request, "skipped", _held_reason(state, spec.name))
     try:
         run_id = _start(state, request)
-        run = _execute(state, spec, run_id, request, on_progress)
+        run = _execute(state, spec, run_id, request, on_progress, JobFence(lock, run_id))
     finally:
         lock.release()
     notify_run(state, run)
@@ -108,14 +108,27 @@ def _finish_unstarted(state: SyncdState, request: VerifyRequest, status: str,
         return run
 
 
+def _held_reason(state: SyncdState, job: str) -> str:
+    with state.sessions() as session:
+        running = session.scalar(
+            select(SyncRun.id).where(SyncRun.job == job, SyncRun.status == "running")
+            .order_by(SyncRun.id.desc()).limit(1))
+    which = f" (run #{running})" if running else ""
+    return f"skipped: another run of this job is in progress{which}"
+
+
 def _start(state: SyncdState, request: VerifyRequest) -> int:
+    """With the job's lock held: abandon its dead runs, record this one, take the lease."""
     with state.sessions.begin() as session:
+        abandon_running(session, request.job)
         run = _row(session, request)
         now = utcnow()
         run.status, run.started_at, run.heartbeat_at = "running", now, now
         run.hostname, run.pid, run.phase = socket.gethostname(), os.getpid(), "verify"
         run.attempts = 1
         session.flush()
+        take_lease(session.connection(), request.job, run.id,
+                   f"{socket.gethostname()}:{os.getpid()}")
         return run.id
 
 
@@ -143,13 +156,13 @@ class _Heartbeat:
 
 
 def _execute(state: SyncdState, spec: JobSpec, run_id: int, request: VerifyRequest,
-             hook: Callable[[Progress], None] | None) -> SyncRun:
+             hook: Callable[[Progress], None] | None, fence: JobFence) -> SyncRun:
     progress = Progress()
     report: VerifyReport | None = None
     error: BaseException | None = None
     source = connect_source(spec.source.url)
-    try:
-        options = VerifyOptions(repair=request.repair,
+    try:  # every repair batch proves the job's lease first, as a sync's batches do
+        options = VerifyOptions(repair=request.repair, guard=fence,
                                 on_progress=_Heartbeat(state, run_id, spec, hook))
         report = verify_table(spec.table_sync(), source, state.engine, options, progress)
     except Exception as exc:  # noqa: BLE001  (recorded in the history, not lost)

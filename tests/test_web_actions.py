@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from web_helpers import PASSWORD, Site, login, make_site, page_token, site_fixture
+from web_helpers import PASSWORD, Site, held_job_lock, login, make_site, page_token, site_fixture
 
 
 @pytest.fixture
@@ -48,7 +48,8 @@ def test_sync_now_queues_a_run_through_the_broker_and_shows_it(site: Any) -> Non
 def test_buttons_are_disabled_and_sync_refused_while_a_run_is_in_progress(site: Any) -> None:
     running = site.add_run(status="running", finished_at=None)
     client = site.login()
-    dashboard = client.get("/").get_data(as_text=True)
+    with held_job_lock(site):  # the running run is alive
+        dashboard = client.get("/").get_data(as_text=True)
     assert re.search(r'<button type="submit" class="primary" disabled[^>]*>Sync now', dashboard)
     assert '<span class="button disabled"' in dashboard
     confirm = client.get("/jobs/orders/resync").get_data(as_text=True)

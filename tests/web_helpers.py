@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -123,3 +124,17 @@ def site_fixture(databases: Any, make_env: Any) -> Iterator[Site]:
     made = make_site(databases, make_env)
     yield made
     made.state.dispose()
+
+
+@contextmanager
+def held_job_lock(made: Site, job: str = "orders") -> Iterator[None]:
+    """Hold ``job``'s lock, as the process of a running run does (else a page read's
+    housekeeping finds the lock free and marks the run abandoned)."""
+    from syncd.locks import JobLock
+
+    lock = JobLock(made.state.engine, job)
+    assert lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

@@ -2,7 +2,7 @@
 run of a ``lookback = "auto"`` job used.
 
 Revision ID: 0006
-Revises: 0004 (until 0005 is on main; then 0005)
+Revises: 0005
 Create Date: 2026-11-26
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -14,6 +14,8 @@ from syncd.engine.errors import ConfigError, SourceUnavailable, SyncError
 
 # MySQL client/server codes of a lost or refused connection, a lock timeout, a deadlock.
 MYSQL_TRANSIENT = {1040, 1053, 1205, 1213, 2002, 2003, 2005, 2006, 2013, 2055}
+# Drivers whose own exceptions may reach syncd unwrapped (raw cursors of the fast paths).
+DRIVER_MODULES = ("pymysql", "psycopg2", "sqlite3")
 
 
 def connect_source(url: str) -> Engine:
@@ -64,8 +66,8 @@ def is_transient(error: BaseException) -> bool:
         if pgcode is None:  # raised by the client: connect failed, server closed the connection
             return type(orig).__name__ in ("OperationalError", "InterfaceError")
         return pgcode.startswith(("08", "57P", "40001", "40P01", "53"))
-    if module.startswith("sqlite3"):
-        return "locked" in str(orig) or "busy" in str(orig)
+    if module.startswith("sqlite3"):  # "unable to open database file": a missing mount, too
+        return any(word in str(orig) for word in ("locked", "busy", "unable to open"))
     return isinstance(orig, (ConnectionError, TimeoutError))
 
 
@@ -78,10 +80,17 @@ def translated_errors(where: str) -> Iterator[None]:
         raise
     except sa_exc.NoSuchTableError as exc:
         raise ConfigError(f"{where}: table {exc} does not exist") from exc
-    except (sa_exc.DBAPIError, OSError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, (sa_exc.DBAPIError, OSError)) and not from_driver(exc):
+            raise
         if is_transient(exc):
             raise SourceUnavailable(f"{where}: {short(exc)}") from exc
         raise SyncError(f"{where}: {short(exc)}") from exc
+
+
+def from_driver(error: BaseException) -> bool:
+    """True for an error raised by a database driver itself (not wrapped by SQLAlchemy)."""
+    return type(error).__module__.startswith(DRIVER_MODULES)
 
 
 def short(error: BaseException) -> str:

@@ -100,11 +100,18 @@ def _mysql(raw: Any, conn: Connection, sql: str, args: Any, batch_size: int,
 
 
 def _close(cursor: Any) -> None:
-    """Close a cursor; a connection lost under it must not hide the error that lost it."""
+    """Close a cursor; a connection lost under it must not hide the error that lost it.
+
+    After a lost connection PyMySQL's ``close()`` of an unbuffered cursor raises
+    AttributeError (and so would the result's ``__del__``) while draining rows from a
+    socket that is gone; the read's own error (2013, lost connection) is what counts.
+    """
     try:
         cursor.close()
     except Exception:  # noqa: BLE001  (the real error is already on its way up)
-        pass
+        result = getattr(cursor, "_result", None)
+        if result is not None:
+            result.unbuffered_active = False
 
 
 def _bind(compiled: Any, args: Any) -> Any:

@@ -11,8 +11,13 @@
     return value === null || value === undefined ? "-" : Number(value).toLocaleString("en-US");
   }
 
+  var PHASES = { starting: "starting", full: "full load", incremental: "incremental pass",
+                 reconcile: "reconciling deletes" };
+
   function words(seconds) {
     if (seconds === null || seconds === undefined) { return "-"; }
+    if (seconds === 0) { return "0s"; }
+    if (seconds < 0.9995) { return Math.max(1, Math.round(seconds * 1000)) + "ms"; }
     if (seconds < 10) { return seconds.toFixed(1) + "s"; }
     var s = Math.round(seconds), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
     if (h) { return h + "h " + m + "m"; }
@@ -27,6 +32,7 @@
       var key = el.dataset.field, value = run[key];
       if (key === "duration_s") { el.textContent = words(value); }
       else if (key === "rows_read" || key === "rows_total") { el.textContent = number(value); }
+      else if (key === "phase") { el.textContent = PHASES[value] || value || ""; }
       else if (key !== "status") { el.textContent = value === null ? "" : value; }
     });
     var waiting = document.getElementById("run-waiting");
