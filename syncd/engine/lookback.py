@@ -15,7 +15,8 @@ for its clock and for the start of the oldest transaction still open:
   writes later values. The view is server-wide and in the server's system zone.
 
 The bound is that start (or the source's current time when nothing is open) less
-CLOCK_MARGIN. Rows past it are upserted, but the checkpoint stops at the bound,
+CLOCK_MARGIN (which also covers innodb_trx's cache, refreshed every 0.1 s, and
+trx_started's whole seconds). Rows past it are upserted, but the checkpoint stops at the bound,
 so the next run reads them again with whatever the open transaction commits.
 """
 
