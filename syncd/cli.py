@@ -18,6 +18,7 @@ from syncd import SyncdState, create_app, get_state
 from syncd.cli_notify import notify
 from syncd.cli_services import trigger, up
 from syncd.cli_users import tokens, users
+from syncd.cli_verify import verify
 from syncd.engine.errors import ConfigError, SourceUnavailable, one_line
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED, EXIT_UNREACHABLE = 1, 2, 3, 3
@@ -127,6 +128,8 @@ def _check_source(path: str, source: Any, source_jobs: list[Any], local: str,
             try:
                 for warning in check_job(job.table_sync(), engine, local):
                     click.echo(one_line(f'warning: job "{job.name}": {warning}'))
+                if job.lookback_auto:
+                    click.echo(lookback_line(job, engine))
                 click.echo(one_line(f'ok: job "{job.name}" ({source.masked_url} {job.table})'))
             except ConfigError as exc:
                 problems.append((EXIT_CONFIG, f'{path}: job "{job.name}": {exc}'))
@@ -137,6 +140,18 @@ def _check_source(path: str, source: Any, source_jobs: list[Any], local: str,
     finally:
         engine.dispose()
     return problems
+
+
+def lookback_line(job: Any, engine: Any) -> str:
+    """What ``syncd check`` says of a job with ``lookback = "auto"``."""
+    from syncd.engine.lookback import check_auto, duration_words
+
+    problem = check_auto(job.table_sync(), engine)
+    if problem is None:
+        return (f'ok: job "{job.name}": lookback = "auto": the source shows its open '
+                "transactions")
+    return (f'warning: job "{job.name}": lookback = "auto" falls back to the fixed lookback '
+            f"of {duration_words(job.lookback)}: {problem}")
 
 
 @cli.command("jobs")
@@ -284,6 +299,7 @@ cli.add_command(up)
 cli.add_command(users)
 cli.add_command(tokens)
 cli.add_command(notify)
+cli.add_command(verify)
 
 
 def main() -> None:

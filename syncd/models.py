@@ -26,7 +26,7 @@ from syncd.engine.drift import column_types  # noqa: F401  (part of the schema)
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "skipped", "abandoned", "cancelled")
 FINISHED = ("succeeded", "failed", "skipped", "abandoned", "cancelled")
-TRIGGERS = ("schedule", "manual", "api", "cli")
+TRIGGERS = ("schedule", "manual", "api", "cli", "verify")
 ROLES = ("operator", "viewer")
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -89,6 +89,12 @@ class SyncRun(Base):
     pid: Mapped[int | None] = mapped_column(Integer)
     task_id: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Verify runs (trigger "verify"); NULL on sync runs.
+    rows_compared: Mapped[int | None] = mapped_column(BigInteger)
+    rows_different: Mapped[int | None] = mapped_column(BigInteger)
+    rows_repaired: Mapped[int | None] = mapped_column(BigInteger)
+    verify_json: Mapped[str | None] = mapped_column("verify", Text)  # JSON: repair, examples
+    lookback_json: Mapped[str | None] = mapped_column("lookback_bound", Text)  # lookback "auto"
 
     __table_args__ = (
         Index("ix_syncd_runs_job_id", "job", "id"),
@@ -145,6 +151,11 @@ class SyncRun(Base):
             "warnings": self.warnings,
             "started_by": self.started_by,
             "attempts": self.attempts or 0,
+            "rows_compared": self.rows_compared,
+            "rows_different": self.rows_different,
+            "rows_repaired": self.rows_repaired,
+            "verify": json.loads(self.verify_json) if self.verify_json else None,
+            "lookback_bound": json.loads(self.lookback_json) if self.lookback_json else None,
         }
 
 
