@@ -82,6 +82,9 @@ class Config:
         self.SYNCD_NOTIFY_ATTEMPTS = int(env.get("SYNCD_NOTIFY_ATTEMPTS", "3"))
         self.SYNCD_NOTIFY_BACKOFF = float(env.get("SYNCD_NOTIFY_BACKOFF", "2.0"))
         self.SYNCD_NOTIFY_TIMEOUT = float(env.get("SYNCD_NOTIFY_TIMEOUT", "10"))
+        # The driver that reads MySQL sources in full loads: "auto" (asyncmy when installed,
+        # with pip install 'syncd[fast]'), "pymysql" or "asyncmy".
+        self.SYNCD_MYSQL_READER = env.get("SYNCD_MYSQL_READER", "auto").strip().lower()
         for key, value in overrides.items():
             setattr(self, key, value)
         if "SESSION_COOKIE_SECURE" not in overrides:

@@ -244,7 +244,8 @@ def _execute(state: SyncdState, spec: JobSpec, run_id: int, request: RunRequest,
         source = connect_source(spec.source.url)
         try:
             result = sync_table(spec.table_sync(), source, state.engine, full_refresh=full_refresh,
-                                progress=progress, on_progress=recorder)
+                                progress=progress, on_progress=recorder,
+                                mysql_reader=str(cfg.SYNCD_MYSQL_READER))
             error = None
             break
         except SyncError as exc:
@@ -295,6 +296,7 @@ def _finish(state: SyncdState, run_id: int, progress: Progress, result: SyncResu
         run.cursor_before = _json(result.cursor_before if error is None else progress.cursor_before)
         run.cursor_after = _json(result.cursor_after if error is None else progress.cursor)
         warnings = dict(progress.warnings)
+        run.reader = progress.reader  # type: ignore[attr-defined]
         run.warnings_json = json.dumps(warnings) if warnings else None
         if error is None:
             run.status = "succeeded"
@@ -333,6 +335,8 @@ def describe(run: SyncRun) -> str:
         line += f" in {data['duration_s']:.2f}s"
     if data["cursor_after"] is not None:
         line += f" cursor={data['cursor_after']}"
+    if getattr(run, "reader", None):
+        line += f" reader={run.reader}"  # type: ignore[attr-defined]
     for warning in data["warnings"]:
         line += f" [warning: {warning['message']} x{warning['count']}]"
     if run.error:

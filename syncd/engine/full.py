@@ -17,13 +17,13 @@ from sqlalchemy import Column, Connection, Table, inspect
 
 from syncd.engine.catalog import describe_columns
 from syncd.engine.checkpoint import Checkpoint, clear_checkpoint, save_checkpoint
-from syncd.engine.connect import translated_errors
+from syncd.engine.connect import is_mysql, translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
 from syncd.engine.drift import record_columns
-from syncd.engine.load import writer_for
+from syncd.engine.load import encode_copy, writer_for
 from syncd.engine.queries import diff_counts, full_scan, max_cursor, row_count
-from syncd.engine.readers import fetch_rows, read_batches, select_list
+from syncd.engine.readers import fetch_rows, read_batches, read_batches_fast, select_list
 from syncd.engine.schema import SourceTable, create_local_table, local_table, pk_name
 from syncd.engine.typemap import Verbatim
 
@@ -38,6 +38,8 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
     spec, src, progress = ctx.spec, ctx.src, ctx.progress
     staging = staging_name(spec.target)
     progress.phase = "full"
+    if is_mysql(ctx.source):
+        progress.reader = ctx.reader
     with ctx.writing() as conn:
         resume = bool(point and point.phase == "full" and point.staging == staging
                       and inspect(conn).has_table(staging))
@@ -50,22 +52,40 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
         _create_staging(ctx, staging, load_cursor)
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
         progress.rows_total = s.execute(row_count(src.table)).scalar_one()
-    convert = RowConverter(spec.job, ctx.plans, src.primary_key, progress,
-                           spec.on_unrepresentable)
-    pk_index = [src.columns.index(name) for name in src.primary_key]
-    key_plans = ctx.key_plans()
     target = ctx.target(staging)
-    for rows in _prefetch(_read_source(ctx, position)):
-        last = rows[-1]
-        key = tuple(plan.key(last[i]) for plan, i in zip(key_plans, pk_index))
-        values = convert(rows)
+    postgres = ctx.local.dialect.name == "postgresql"
+    # The reader thread reads, converts and encodes the next batches while this one is
+    # written: Python's work overlaps the local database's.
+    for count, key, values in _prefetch(_prepared(ctx, _read_source(ctx, position))):
         with ctx.writing() as conn:
+            if postgres:  # a batch lost in a crash is lost with its checkpoint: reloaded
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             writer_for(conn, target).insert(values)
             save_checkpoint(conn, Checkpoint(spec.job, "full", position=key,
                                              load_cursor=load_cursor, staging=staging))
-        progress.rows_read += len(rows)
+        progress.rows_read += count
         ctx.report()
     _swap(ctx, staging, load_cursor)
+
+
+def _prepared(ctx: SyncContext, batches: Iterator[list[Any]],
+              ) -> Iterator[tuple[int, tuple[Any, ...], Any]]:
+    """Each batch as (rows, last key, values for the writer), converted by the type map."""
+    src = ctx.src
+    convert = RowConverter(ctx.spec.job, ctx.plans, src.primary_key, ctx.progress,
+                           ctx.spec.on_unrepresentable)
+    pk_index = [src.columns.index(name) for name in src.primary_key]
+    key_plans = ctx.key_plans()
+    postgres = ctx.local.dialect.name == "postgresql"
+    try:
+        for rows in batches:
+            last = rows[-1]
+            key = tuple(plan.key(last[i]) for plan, i in zip(key_plans, pk_index))
+            values = convert(rows)
+            yield len(rows), key, encode_copy(values) if postgres else values
+    finally:  # a value refused ends the read now: the source's cursor must not linger
+        if hasattr(batches, "close"):
+            batches.close()
 
 
 def _decode_key(ctx: SyncContext, values: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
@@ -111,10 +131,14 @@ def _read_source(ctx: SyncContext, position: tuple[Any, ...] | None) -> Iterator
     read = select_list(src.cols(), ctx.plans)
     query = full_scan(src.table, src.columns, src.primary_key, position, read)
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
-        yield from read_batches(s, query, spec.batch_size, stream=True)
+        if ctx.reader == "asyncmy":
+            yield from read_batches_fast(s, query, spec.batch_size, spec.batch_bytes)
+        else:
+            yield from read_batches(s, query, spec.batch_size, stream=True,
+                                    max_bytes=spec.batch_bytes)
 
 
-def _prefetch(batches: Iterator[list[Any]], depth: int = 2) -> Iterator[list[Any]]:
+def _prefetch(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
     """Read the next batch in a thread while the current one is written."""
     slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
     done = object()

@@ -16,7 +16,7 @@ from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
 from syncd.engine.load import writer_for
 from syncd.engine.queries import count_null_cursor, incremental_batch
-from syncd.engine.readers import fetch_rows, select_list
+from syncd.engine.readers import fetch_batch, select_list
 from syncd.engine.schema import local_target
 
 
@@ -40,11 +40,12 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
     read = select_list(src.cols(), ctx.plans)
     target = ctx.target()
     where = f"source table {spec.qualified_table}"
+    limit = spec.batch_size
     while True:
         query = incremental_batch(src.table, src.columns, spec.cursor, src.primary_key,
-                                  after, lower, spec.batch_size, read)
+                                  after, lower, limit, read)
         with translated_errors(where), ctx.source.connect() as s:
-            rows = fetch_rows(s, query, spec.batch_size)
+            rows, cut = fetch_batch(s, query, limit, spec.batch_bytes)
         if not rows:
             break
         key = tuple(plan.key(rows[-1][i]) for plan, i in zip(key_plans, order))
@@ -61,8 +62,12 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
         progress.cursor = best[0] if best else None
         ctx.report()
         after = key
-        if len(rows) < spec.batch_size:
+        if cut:  # wide rows: ask for about as many rows as fit in batch_bytes next time
+            limit = max(1, len(rows))
+        elif len(rows) < limit:
             break
+        else:
+            limit = min(spec.batch_size, limit * 2)
     with translated_errors(where), ctx.source.connect() as s:
         nulls = s.execute(count_null_cursor(src.table, spec.cursor)).scalar_one()
     progress.warn(

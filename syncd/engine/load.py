@@ -198,6 +198,68 @@ class _CsvNull(int):
 
 
 CSV_NULL = _CsvNull(0)
+_NONE = type(None)
+_TEXT_SPECIAL = ("\\", "\t", "\n", "\r")
+
+
+@dataclass(frozen=True)
+class CopyData:
+    """A batch encoded for PostgreSQL's COPY: its text, format ("text" or "csv"), row count."""
+
+    data: str
+    format: str
+    rows: int
+
+    def decoded(self) -> list[Row]:
+        """The rows back from the text (to name a refused value's row)."""
+        if self.format == "csv":
+            return [[None if v == "\\N" else v for v in row]
+                    for row in csv.reader(io.StringIO(self.data))]
+        return [[_unescape(v) for v in line.split("\t")]
+                for line in self.data.split("\n")[:self.rows]]
+
+
+def encode_copy(rows: Sequence[Row]) -> CopyData:
+    """Rows as COPY input: the text format when every value is text or NULL (joined in C,
+    escaped only in columns that need it), else CSV written by the csv module."""
+    text = _copy_text(rows)
+    if text is not None:
+        return CopyData(text, "text", len(rows))
+    return CopyData(copy_csv(list(rows)).getvalue(), "csv", len(rows))
+
+
+def _copy_text(rows: Sequence[Row]) -> str | None:
+    if not rows:
+        return ""
+    columns: list[Sequence[Any]] = list(zip(*rows))
+    changed = False
+    for i, column in enumerate(columns):
+        types = set(map(type, column))
+        if not types <= {str, _NONE}:
+            return None
+        joined = "".join(filter(None, column))
+        if any(special in joined for special in _TEXT_SPECIAL):
+            columns[i] = column = [None if v is None else _escape(v) for v in column]
+            changed = True
+        if _NONE in types:
+            columns[i] = ["\\N" if v is None else v for v in column]
+            changed = True
+    lines: Any = zip(*columns) if changed else rows
+    return "\n".join(map("\t".join, lines)) + "\n"
+
+
+def _escape(value: str) -> str:
+    return (value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            .replace("\r", "\\r"))
+
+
+_UNESCAPE = re.compile(r"\\(.)")
+
+
+def _unescape(value: str) -> str | None:
+    if value == "\\N":
+        return None
+    return _UNESCAPE.sub(lambda m: {"t": "\t", "n": "\n", "r": "\r"}.get(m[1], m[1]), value)
 
 
 def copy_csv(rows: list[Row]) -> io.StringIO:
@@ -218,27 +280,28 @@ _COPY_CONTEXT = re.compile(r"COPY [^,]+, line (\d+)(?:, column ([^:]+))?")
 
 
 class PostgresWriter(Writer):
-    def _copy(self, table_name: str, rows: list[Row]) -> None:
+    def _copy(self, table_name: str, batch: list[Row] | CopyData) -> None:
         raw = self.conn.connection.dbapi_connection
         cursor = raw.cursor()  # type: ignore[union-attr]
-        buffer = copy_csv(rows)
+        data = batch if isinstance(batch, CopyData) else encode_copy(batch)
+        options = "WITH (FORMAT csv, NULL '\\N')" if data.format == "csv" else ""
         try:
             # One read() for the whole batch: every read() needs the GIL back, which a
             # reader thread may hold for a whole switch interval.
             cursor.copy_expert(
                 f"COPY {self.quote(table_name)} ({self._names(self.columns)}) FROM STDIN "
-                "WITH (FORMAT csv, NULL '\\N')", buffer, size=max(len(buffer.getvalue()), 8192),
+                f"{options}", io.StringIO(data.data), size=max(len(data.data), 8192),
             )
         except self.conn.dialect.loaded_dbapi.DataError as exc:
             context = getattr(getattr(exc, "diag", None), "context", None) or ""
             match = _COPY_CONTEXT.search(context)
-            raise self._refused(rows, match.group(2) if match else None,
+            raise self._refused(data.decoded(), match.group(2) if match else None,
                                 int(match.group(1)) if match else None, exc) from exc
         finally:
             cursor.close()
 
-    def insert(self, rows: list[Row]) -> None:
-        if rows:
+    def insert(self, rows: list[Row] | CopyData) -> None:  # type: ignore[override]
+        if isinstance(rows, CopyData) and rows.rows or not isinstance(rows, CopyData) and rows:
             self._copy(self.target.table, rows)
 
     def _compared(self, table: str, names: Sequence[str]) -> str:
@@ -248,8 +311,8 @@ class PostgresWriter(Writer):
             parts.append(f"{col}::text" if name in self.target.text_compared else col)
         return ", ".join(parts)
 
-    def upsert(self, rows: list[Row]) -> tuple[int, int]:
-        if not rows:
+    def upsert(self, rows: list[Row] | CopyData) -> tuple[int, int]:  # type: ignore[override]
+        if not (rows.rows if isinstance(rows, CopyData) else rows):
             return 0, 0
         target = self.quote(self.target.table)
         batch = "syncd_batch"
