@@ -276,6 +276,26 @@ def copy_csv(rows: list[Row]) -> io.StringIO:
     return buffer
 
 
+COPY_CHUNK = 4 * 1024 * 1024
+
+
+class _TextReader:
+    """A file over a string that hands out slices (no copy of the whole text)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def read(self, size: int = -1) -> str:
+        end = len(self.text) if size < 0 else self.pos + size
+        chunk = self.text[self.pos:end]
+        self.pos += len(chunk)
+        return chunk
+
+    def readline(self, size: int = -1) -> str:
+        return self.read(size)
+
+
 _COPY_CONTEXT = re.compile(r"COPY [^,]+, line (\d+)(?:, column ([^:]+))?")
 
 
@@ -286,11 +306,11 @@ class PostgresWriter(Writer):
         data = batch if isinstance(batch, CopyData) else encode_copy(batch)
         options = "WITH (FORMAT csv, NULL '\\N')" if data.format == "csv" else ""
         try:
-            # One read() for the whole batch: every read() needs the GIL back, which a
-            # reader thread may hold for a whole switch interval.
+            # Few large read()s: every read() needs the GIL back, which a reader thread
+            # may hold for a whole switch interval; 4 MB keeps the encoded copy small.
             cursor.copy_expert(
                 f"COPY {self.quote(table_name)} ({self._names(self.columns)}) FROM STDIN "
-                f"{options}", io.StringIO(data.data), size=max(len(data.data), 8192),
+                f"{options}", _TextReader(data.data), size=COPY_CHUNK,
             )
         except self.conn.dialect.loaded_dbapi.DataError as exc:
             context = getattr(getattr(exc, "diag", None), "context", None) or ""
