@@ -42,6 +42,7 @@ def select_list(columns: Sequence[Column[Any]], plans: Sequence[ColumnPlan],
 
 
 FETCH_ROWS = 2000  # rows per driver fetch (fewer when rows are wide)
+FIRST_FETCH = 16
 
 
 class Batcher:
@@ -58,7 +59,8 @@ class Batcher:
         self.cut_by_bytes = False  # the last batch ended at max_bytes, not at batch_size
 
     def __call__(self, fetch: Callable[[int], Sequence[Any]]) -> Iterator[list[Any]]:
-        step = min(self.batch_size, FETCH_ROWS)
+        # The first fetch is small: how wide the rows are is not known yet.
+        step = min(self.batch_size, FIRST_FETCH if self.max_bytes else FETCH_ROWS)
         batch: list[Any] = []
         size = 0
         while True:
