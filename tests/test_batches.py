@@ -49,6 +49,7 @@ def test_copy_text_keeps_null_empty_and_escapes_apart():
 
 
 @pytest.mark.parametrize("source_kind,local_kind", [("mysql", "postgres"), ("mysql", "mysql"),
+                                                    ("postgres", "postgres"),
                                                     ("postgres", "sqlite")])
 def test_wide_rows_cut_by_batch_bytes_arrive_whole(databases, tmp_path, source_kind,
                                                    local_kind):

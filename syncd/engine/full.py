@@ -20,6 +20,7 @@ from syncd.engine.checkpoint import Checkpoint, clear_checkpoint, save_checkpoin
 from syncd.engine.connect import is_mysql, translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
+from syncd.engine.copyread import copy_batches, key_of
 from syncd.engine.drift import record_columns
 from syncd.engine.load import encode_copy, writer_for
 from syncd.engine.queries import diff_counts, full_scan, max_cursor, row_count
@@ -56,7 +57,9 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
     postgres = ctx.local.dialect.name == "postgresql"
     # The reader thread reads, converts and encodes the next batches while this one is
     # written: Python's work overlaps the local database's.
-    for count, key, values in _prefetch(_prepared(ctx, _read_source(ctx, position))):
+    batches = _copied(ctx, position) if copy_through(ctx) else \
+        _prefetch(_prepared(ctx, _read_source(ctx, position)))
+    for count, key, values in batches:
         with ctx.writing() as conn:
             if postgres:  # a batch lost in a crash is lost with its checkpoint: reloaded
                 conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
@@ -66,6 +69,25 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
         progress.rows_read += count
         ctx.report()
     _swap(ctx, staging, load_cursor)
+
+
+def copy_through(ctx: SyncContext) -> bool:
+    """PostgreSQL into PostgreSQL with no converter in the type map: COPY text passes on."""
+    return (ctx.source.dialect.name == "postgresql" and ctx.local.dialect.name == "postgresql"
+            and all(plan.convert is None for plan in ctx.plans))
+
+
+def _copied(ctx: SyncContext, position: tuple[Any, ...] | None,
+            ) -> Iterator[tuple[int, tuple[Any, ...], Any]]:
+    """Each batch as (rows, last key, COPY text), read by COPY (SELECT ...) TO STDOUT."""
+    spec, src = ctx.spec, ctx.src
+    query = full_scan(src.table, src.columns, src.primary_key, position,
+                      select_list(src.cols(), ctx.plans))
+    pk_index = [src.columns.index(name) for name in src.primary_key]
+    key_plans = ctx.key_plans()
+    with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
+        for data, last, _cut in copy_batches(s, query, spec.batch_size, spec.batch_bytes):
+            yield data.rows, key_of(last, pk_index, key_plans), data
 
 
 def _prepared(ctx: SyncContext, batches: Iterator[list[Any]],

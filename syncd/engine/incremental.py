@@ -14,6 +14,8 @@ from syncd.engine.checkpoint import Checkpoint, save_checkpoint
 from syncd.engine.connect import translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
+from syncd.engine.copyread import first_batch, key_of
+from syncd.engine.full import copy_through
 from syncd.engine.load import writer_for
 from syncd.engine.queries import count_null_cursor, incremental_batch
 from syncd.engine.readers import fetch_batch, select_list
@@ -41,30 +43,40 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
     target = ctx.target()
     where = f"source table {spec.qualified_table}"
     limit = spec.batch_size
+    through = copy_through(ctx)
     while True:
         query = incremental_batch(src.table, src.columns, spec.cursor, src.primary_key,
                                   after, lower, limit, read)
+        values: Any
         with translated_errors(where), ctx.source.connect() as s:
-            rows, cut = fetch_batch(s, query, limit, spec.batch_bytes)
-        if not rows:
+            if through:  # PostgreSQL's COPY text, passed on untouched
+                values, last, cut = first_batch(s, query, limit, spec.batch_bytes)
+                count = values.rows if values is not None else 0
+            else:
+                rows, cut = fetch_batch(s, query, limit, spec.batch_bytes)
+                count = len(rows)
+        if not count:
             break
-        key = tuple(plan.key(rows[-1][i]) for plan, i in zip(key_plans, order))
-        values = convert(rows)
+        if through:
+            key = key_of(last, order, key_plans)
+        else:
+            key = tuple(plan.key(rows[-1][i]) for plan, i in zip(key_plans, order))
+            values = convert(rows)
         with ctx.writing() as conn:
             inserted, updated = writer_for(conn, target).upsert(values)
             if _ahead(key, best):
                 save_checkpoint(conn, Checkpoint(spec.job, "incremental", cursor=key[0],
                                                  position=key[1:]))
                 best = key
-        progress.rows_read += len(rows)
+        progress.rows_read += count
         progress.rows_inserted += inserted
         progress.rows_updated += updated
         progress.cursor = best[0] if best else None
         ctx.report()
         after = key
         if cut:  # wide rows: ask for about as many rows as fit in batch_bytes next time
-            limit = max(1, len(rows))
-        elif len(rows) < limit:
+            limit = max(1, count)
+        elif count < limit:
             break
         else:
             limit = min(spec.batch_size, limit * 2)

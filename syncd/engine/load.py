@@ -206,17 +206,23 @@ _TEXT_SPECIAL = ("\\", "\t", "\n", "\r")
 class CopyData:
     """A batch encoded for PostgreSQL's COPY: its text, format ("text" or "csv"), row count."""
 
-    data: str
+    data: str | bytes  # bytes: PostgreSQL's own COPY output, passed on as it came
     format: str
     rows: int
 
     def decoded(self) -> list[Row]:
         """The rows back from the text (to name a refused value's row)."""
+        text = self.data.decode() if isinstance(self.data, bytes) else self.data
         if self.format == "csv":
             return [[None if v == "\\N" else v for v in row]
-                    for row in csv.reader(io.StringIO(self.data))]
-        return [[_unescape(v) for v in line.split("\t")]
-                for line in self.data.split("\n")[:self.rows]]
+                    for row in csv.reader(io.StringIO(text))]
+        return [decode_copy_line(line) for line in text.split("\n")[:self.rows]]
+
+
+def decode_copy_line(line: str | bytes) -> list[str | None]:
+    """One line of COPY text format as its values (NULL as None)."""
+    text = line.decode() if isinstance(line, bytes) else line
+    return [_unescape(v) for v in text.rstrip("\n").split("\t")]
 
 
 def encode_copy(rows: Sequence[Row]) -> CopyData:
@@ -282,17 +288,17 @@ COPY_CHUNK = 4 * 1024 * 1024
 class _TextReader:
     """A file over a string that hands out slices (no copy of the whole text)."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str | bytes) -> None:
         self.text = text
         self.pos = 0
 
-    def read(self, size: int = -1) -> str:
+    def read(self, size: int = -1) -> str | bytes:
         end = len(self.text) if size < 0 else self.pos + size
         chunk = self.text[self.pos:end]
         self.pos += len(chunk)
         return chunk
 
-    def readline(self, size: int = -1) -> str:
+    def readline(self, size: int = -1) -> str | bytes:
         return self.read(size)
 
 
