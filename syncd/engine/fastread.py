@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -47,33 +46,49 @@ def connect_params(raw: Any) -> dict[str, Any]:
     return params
 
 
-def stream(params: dict[str, Any], sql: str, args: Any,
-           cut: Callable[[Callable[[int], Sequence[Any]]], Iterator[list[Any]]],
-           ) -> Iterator[list[Any]]:
-    """Run ``sql`` on an unbuffered asyncmy cursor; ``cut`` turns fetches into batches."""
-    import asyncmy  # optional: imported only when chosen
-    from asyncmy.cursors import SSCursor
-    from asyncmy.errors import MySQLError
+class Reader:
+    """An asyncmy connection on an event loop of its own, reading in one snapshot.
 
-    loop = asyncio.new_event_loop()
-    conn = None
-    finished = False
-    try:
-        conn = loop.run_until_complete(asyncmy.connect(conv={}, **params))
-        cursor = conn.cursor(SSCursor)
-        loop.run_until_complete(cursor.execute(sql, args or None))
+    Each query's result is read whole (the caller bounds it with LIMIT): asyncmy's
+    unbuffered cursor parses whatever the server has sent so far into Python rows,
+    which for a fast server is most of the table.
+    """
 
-        def fetch(size: int) -> Sequence[Any]:
-            return loop.run_until_complete(cursor.fetchmany(size))  # type: ignore[no-any-return]
+    def __init__(self, params: dict[str, Any]) -> None:
+        import asyncmy  # optional: imported only when chosen
+        from asyncmy.converters import conversions
 
-        yield from cut(fetch)
-        finished = True
-    except MySQLError as exc:  # as SQLAlchemy wraps PyMySQL's errors, for translated_errors
-        raise DBAPIError(sql, None, exc) from exc  # type: ignore[arg-type]
-    finally:
-        if conn is not None:
-            if finished:
-                loop.run_until_complete(conn.ensure_closed())
-            else:  # stopped early: drop the connection instead of draining the result
-                conn.close()
-        loop.close()
+        # Encoders (keys are Python types) for the parameters; no decoders (keys are MySQL
+        # field types): values stay the text MySQL sent.
+        encoders = {k: v for k, v in conversions.items() if not isinstance(k, int)}
+        self.loop = asyncio.new_event_loop()
+        self.conn: Any = None
+        try:
+            self.conn = self._run(asyncmy.connect(conv=encoders, **params))
+            self._run(self._execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"))
+        except BaseException:
+            self.close()
+            raise
+
+    def _run(self, coroutine: Any) -> Any:
+        from asyncmy.errors import MySQLError
+
+        try:
+            return self.loop.run_until_complete(coroutine)
+        except MySQLError as exc:  # as SQLAlchemy wraps PyMySQL's, for translated_errors
+            raise DBAPIError("asyncmy", None, exc) from exc  # type: ignore[arg-type]
+
+    async def _execute(self, sql: str, args: Any = None) -> list[Any]:
+        async with self.conn.cursor() as cursor:
+            await cursor.execute(sql, args or None)
+            return list(await cursor.fetchall())
+
+    def rows(self, sql: str, args: Any) -> list[Any]:
+        """All rows of ``sql``, as MySQL's text (bytes for binary columns)."""
+        return self._run(self._execute(sql, args))  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        self.loop.close()

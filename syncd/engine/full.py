@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Table, inspect
 
+from syncd.engine import fastread
 from syncd.engine.catalog import describe_columns
 from syncd.engine.checkpoint import Checkpoint, clear_checkpoint, save_checkpoint
 from syncd.engine.connect import is_mysql, translated_errors
@@ -24,7 +25,14 @@ from syncd.engine.copyread import copy_batches, key_of
 from syncd.engine.drift import record_columns
 from syncd.engine.load import encode_copy, writer_for
 from syncd.engine.queries import diff_counts, full_scan, max_cursor, row_count
-from syncd.engine.readers import fetch_rows, read_batches, read_batches_fast, select_list
+from syncd.engine.readers import (
+    FIRST_FETCH,
+    compile_query,
+    fetch_rows,
+    read_batches,
+    row_bytes,
+    select_list,
+)
 from syncd.engine.schema import SourceTable, create_local_table, local_table, pk_name
 from syncd.engine.typemap import Verbatim
 
@@ -154,10 +162,39 @@ def _read_source(ctx: SyncContext, position: tuple[Any, ...] | None) -> Iterator
     query = full_scan(src.table, src.columns, src.primary_key, position, read)
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
         if ctx.reader == "asyncmy":
-            yield from read_batches_fast(s, query, spec.batch_size, spec.batch_bytes)
+            yield from _read_fast(ctx, s, position)
         else:
             yield from read_batches(s, query, spec.batch_size, stream=True,
                                     max_bytes=spec.batch_bytes)
+
+
+def _read_fast(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] | None,
+               ) -> Iterator[list[Any]]:
+    """The fast reader: one keyset query per batch, all in one snapshot of the source.
+
+    A batch's LIMIT is ``batch_size`` or as many rows as fit in ``batch_bytes`` (the first
+    batch is small, to learn how wide the rows are).
+    """
+    spec, src = ctx.spec, ctx.src
+    read = select_list(src.cols(), ctx.plans)
+    pk_index = [src.columns.index(name) for name in src.primary_key]
+    key_plans = ctx.key_plans()
+    reader = fastread.Reader(fastread.connect_params(conn.connection.dbapi_connection))
+    try:
+        limit = min(spec.batch_size, FIRST_FETCH)
+        while True:
+            query = full_scan(src.table, src.columns, src.primary_key, position, read)
+            rows = reader.rows(*compile_query(conn, query.limit(limit)))
+            if rows:
+                yield rows
+            if len(rows) < limit:
+                return
+            last = rows[-1]
+            position = tuple(plan.key(last[i]) for plan, i in zip(key_plans, pk_index))
+            width = max(1, row_bytes(rows) // len(rows))
+            limit = max(1, min(spec.batch_size, spec.batch_bytes // width))
+    finally:
+        reader.close()
 
 
 def _prefetch(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:

@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import Column, ColumnElement, Connection, Double, Select, Text, cast, literal_column
 from sqlalchemy.dialects import postgresql
 
-from syncd.engine import fastread
 from syncd.engine.typemap import ColumnPlan
 
 
@@ -127,14 +126,6 @@ def read_batches(conn: Connection, query: Select[Any], batch_size: int,
         yield from cut(cursor.fetchmany)
     finally:
         _close(cursor)
-
-
-def read_batches_fast(conn: Connection, query: Select[Any], batch_size: int,
-                      max_bytes: int | None = None) -> Iterator[list[Any]]:
-    """As ``read_batches(stream=True)`` on a MySQL source, read by the fast reader."""
-    sql, args = compile_query(conn, query)
-    params = fastread.connect_params(conn.connection.dbapi_connection)
-    yield from fastread.stream(params, sql, args, Batcher(batch_size, max_bytes))
 
 
 def fetch_rows(conn: Connection, query: Select[Any], limit: int) -> list[Any]:
