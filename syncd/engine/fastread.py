@@ -88,7 +88,12 @@ class Reader:
         return self._run(self._execute(sql, args))  # type: ignore[no-any-return]
 
     def close(self) -> None:
+        """Quit the connection (ending its snapshot) and the event loop."""
         if self.conn is not None:
-            self.conn.close()
+            try:
+                self.loop.run_until_complete(self.conn.ensure_closed())
+            except Exception:  # noqa: BLE001  (a lost connection: drop the socket)
+                self.conn.close()
+                self.loop.run_until_complete(asyncio.sleep(0))  # let the transport close
             self.conn = None
         self.loop.close()

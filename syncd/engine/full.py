@@ -65,8 +65,14 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
     postgres = ctx.local.dialect.name == "postgresql"
     # The reader thread reads, converts and encodes the next batches while this one is
     # written: Python's work overlaps the local database's.
-    batches = _copied(ctx, position) if copy_through(ctx) else \
-        _prefetch(_prepared(ctx, _read_source(ctx, position)))
+    if copy_through(ctx):
+        batches = _copied(ctx, position)
+    elif ctx.local.dialect.name == "sqlite":
+        # No reader thread: SQLite's executemany gives up and retakes the GIL for every
+        # row, and a busy reader thread makes each retake wait (3x slower, measured).
+        batches = _prepared(ctx, _read_source(ctx, position))
+    else:
+        batches = _prefetch(_prepared(ctx, _read_source(ctx, position)))
     for count, key, values in batches:
         with ctx.writing() as conn:
             if postgres:  # a batch lost in a crash is lost with its checkpoint: reloaded
