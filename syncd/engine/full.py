@@ -80,6 +80,7 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
             writer_for(conn, target).insert(values)
             save_checkpoint(conn, Checkpoint(spec.job, "full", position=key,
                                              load_cursor=load_cursor, staging=staging))
+        values = None  # not held while the next batch is awaited (memory: batch_bytes)
         progress.rows_read += count
         ctx.report()
     _swap(ctx, staging, load_cursor)
@@ -118,7 +119,10 @@ def _prepared(ctx: SyncContext, batches: Iterator[list[Any]],
             last = rows[-1]
             key = tuple(plan.key(last[i]) for plan, i in zip(key_plans, pk_index))
             values = convert(rows)
-            yield len(rows), key, encode_copy(values) if postgres else values
+            item = len(rows), key, encode_copy(values) if postgres else values
+            del rows, values, last  # only the encoded batch waits in the queue
+            yield item
+            del item
     finally:  # a value refused ends the read now: the source's cursor must not linger
         if hasattr(batches, "close"):
             batches.close()
@@ -203,7 +207,7 @@ def _read_fast(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] | N
         reader.close()
 
 
-def _prefetch(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+def _prefetch(batches: Iterator[Any], depth: int = 1) -> Iterator[Any]:
     """Read the next batch in a thread while the current one is written."""
     slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
     done = object()
@@ -218,6 +222,7 @@ def _prefetch(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
                         break
                     except queue.Full:
                         continue
+                batch = None  # held by the queue alone while the next one is read
                 if stop.is_set():
                     break
             slots.put(done)
@@ -234,6 +239,7 @@ def _prefetch(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
             if isinstance(item, BaseException):
                 raise item
             yield item
+            item = None
     finally:
         stop.set()
         while thread.is_alive():
