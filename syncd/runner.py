@@ -238,7 +238,8 @@ def _execute(state: SyncdState, spec: JobSpec, run: SyncRun, request: RunRequest
             try:
                 result = sync_table(spec.table_sync(), source, state.engine,
                                     full_refresh=full_refresh, progress=progress,
-                                    on_progress=recorder, guard=fence)
+                                    on_progress=recorder, guard=fence,
+                                    mysql_reader=str(state.config.SYNCD_MYSQL_READER))
             finally:
                 source.dispose()
             error = None
@@ -281,8 +282,10 @@ def _finish(state: SyncdState, run: SyncRun, progress: Progress, result: SyncRes
     """
     values = _outcome(progress, result, error, attempts)
     try:
-        return local_write(lambda: _record(state, run.id, values), backoff,
-                           "record the outcome of the run")
+        recorded = local_write(lambda: _record(state, run.id, values), backoff,
+                               "record the outcome of the run")
+        recorded.reader = progress.reader  # type: ignore[attr-defined]
+        return recorded
     except LocalUnavailable as exc:
         for key, value in values.items():
             setattr(run, key, value)
@@ -346,6 +349,8 @@ def describe(run: SyncRun) -> str:
         line += f" in {data['duration_s']:.2f}s"
     if data["cursor_after"] is not None:
         line += f" cursor={data['cursor_after']}"
+    if getattr(run, "reader", None):
+        line += f" reader={run.reader}"  # type: ignore[attr-defined]
     for warning in data["warnings"]:
         line += f" [warning: {warning['message']} x{warning['count']}]"
     if run.error:
