@@ -39,6 +39,7 @@ def test_source_connection_lost_mid_full_load_is_retried(databases, make_env):
     src, local = databases.mysql(), databases.postgres()
     fill_orders_mysql(src, 100_000)
     env = make_env(local, jobs_toml(src, batch_size=1000))
+    env.extra_env["SYNCD_MYSQL_READER"] = "pymysql"  # the streaming reader whose close() hid it
     with held_checkpoints(local) as hold:
         proc = env.popen("run", "orders")
         try:

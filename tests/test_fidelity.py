@@ -327,7 +327,8 @@ def test_verify_hashes_equal_values_equal_and_finds_and_repairs_every_changed_ty
         matrix: Any, source_kind: str, local_kind: str) -> None:
     """After a sync, verify says identical with no row-by-row fallback; every column of a
     changed row is reported, a missing and an extra row too; repair restores them all."""
-    synced = matrix(source_kind, local_kind)
+    synced = matrix(source_kind, local_kind, MYSQL_READERS[0] if source_kind == "mysql"
+                    else "auto")
     assert synced.error is None, synced.error
     identical = _verify(synced)
     rows = 2 * max(len(c.values) for c in synced.cases)
