@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 run failed, 2 bad configuration or unknown job,
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
@@ -17,9 +18,15 @@ from syncd import SyncdState, create_app, get_state
 from syncd.cli_notify import notify
 from syncd.cli_services import trigger, up
 from syncd.cli_users import tokens, users
-from syncd.engine.errors import ConfigError, SourceUnavailable, one_line
+from syncd.engine.errors import ConfigError, SourceRefused, SourceUnavailable, one_line
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED, EXIT_UNREACHABLE = 1, 2, 3, 3
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+# What SQLite, PostgreSQL and MySQL say about a syncd table or column that is not there.
+MISSING_TABLES = re.compile(
+    r"no such (?:table|column): syncd_|relation \"syncd_\w+\" does not exist|"
+    r"column syncd_\w+\.\w+ does not exist|Table '[^']*syncd_\w+' doesn't exist|"
+    r"Unknown column '(?:syncd_\w+\.)?\w+'")
 
 
 class Context:
@@ -72,8 +79,15 @@ def db_upgrade(ctx: Context) -> None:
     """Create or upgrade syncd's tables (alembic upgrade head)."""
     from syncd.db import upgrade
 
-    upgrade(ctx.state.engine)
-    click.echo("local database is up to date")
+    before, after = upgrade(ctx.state.engine)
+    where = local_database()
+    if before is None:
+        click.echo(f"created syncd's tables in the local database {where} (revision {after})")
+    elif before != after:
+        click.echo(f"upgraded syncd's tables in the local database {where} from revision "
+                   f"{before} to {after}")
+    else:
+        click.echo(f"local database {where} is up to date (revision {after})")
 
 
 @cli.command()
@@ -115,8 +129,11 @@ def _check_source(path: str, source: Any, source_jobs: list[Any], local: str,
                 click.echo(one_line(f'ok: job "{job.name}" ({source.masked_url} {job.table})'))
             except ConfigError as exc:
                 problems.append((EXIT_CONFIG, f'{path}: job "{job.name}": {exc}'))
-    except SourceUnavailable as exc:
-        problems.append((EXIT_UNREACHABLE, f"{where}: unreachable: {exc}"))
+    except (SourceUnavailable, SourceRefused) as exc:
+        text = str(exc)
+        if not text.startswith(("unreachable", "refused")):
+            text = f"unreachable: {text}"
+        problems.append((EXIT_UNREACHABLE, f"{where}: {text}"))
     except ConfigError as exc:
         problems.append((EXIT_CONFIG, f"{where}: {exc}"))
     finally:
@@ -152,8 +169,16 @@ def jobs_cmd(ctx: Context, as_json: bool) -> None:
 @click.option("--full-refresh", is_flag=True, help="reset the checkpoint and reload the table")
 @pass_ctx
 def run(ctx: Context, job: str, full_refresh: bool) -> None:
-    """Run one sync now in this process (no broker)."""
-    from syncd.progress import terminal_progress
+    """Run one sync now in this process (no broker); Ctrl-C cancels it (exit 130)."""
+    try:
+        _run_now(ctx, job, full_refresh)
+    except KeyboardInterrupt:  # before the run started, or while it was being recorded
+        click.echo(f"run {job}: stopped by Ctrl-C; see syncd history {job}")
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _run_now(ctx: Context, job: str, full_refresh: bool) -> None:
+    from syncd.progress import CtrlC, terminal_progress
     from syncd.retry import LocalUnavailable
     from syncd.runner import RunRequest, describe, run_job
 
@@ -165,9 +190,10 @@ def run(ctx: Context, job: str, full_refresh: bool) -> None:
         fail(str(exc), EXIT_CONFIG)
     _check_before_run(jobs.path, jobs.job(job), ctx.state.engine.dialect.name)
     request = RunRequest(job=job, trigger="cli", full_refresh=full_refresh, started_by="cli")
-    with terminal_progress(enabled=sys.stdout.isatty()) as hook:
+    ctrl_c = CtrlC()
+    with terminal_progress(enabled=sys.stdout.isatty()) as hook, ctrl_c.installed():
         try:
-            result = run_job(state, request, on_progress=hook)
+            result = run_job(state, request, on_progress=hook, interrupted=ctrl_c)
         except ConfigError as exc:
             fail(str(exc), EXIT_CONFIG)
         except LocalUnavailable as exc:  # before a run row could be written
@@ -177,6 +203,8 @@ def run(ctx: Context, job: str, full_refresh: bool) -> None:
     click.echo(describe(result))
     if result.status == "skipped":
         sys.exit(EXIT_SKIPPED)
+    if result.status == "cancelled" and ctrl_c.pressed:
+        sys.exit(EXIT_INTERRUPTED)
     if result.status != "succeeded":
         sys.exit(EXIT_FAILED)
 
@@ -184,7 +212,8 @@ def run(ctx: Context, job: str, full_refresh: bool) -> None:
 def _check_before_run(path: str, job: Any, local: str) -> None:
     """Exit 2, writing nothing, if the job's table, columns or key are wrong at the source.
 
-    An unreachable source is not decided here: the run records it (with retries).
+    A source that cannot be reached or refuses the connection is not decided here: the
+    run records it (an unreachable one after its retries) and exits 1.
     """
     from syncd.engine.checks import check_job, open_source, reach
 
@@ -199,7 +228,7 @@ def _check_before_run(path: str, job: Any, local: str) -> None:
         except ConfigError as exc:
             fail(f"{where}: {exc}", EXIT_CONFIG)
         check_job(job.table_sync(), engine, local)
-    except SourceUnavailable:
+    except (SourceUnavailable, SourceRefused):
         pass
     except ConfigError as exc:
         fail(f'{path}: job "{job.name}": {exc}', EXIT_CONFIG)
@@ -275,15 +304,29 @@ def main() -> None:
     """Entry point of the ``syncd`` console script."""
     from sqlalchemy.exc import DBAPIError
 
-    from syncd.engine.connect import is_transient, short
+    from syncd.engine.connect import explained, is_transient, short
+    from syncd.engine.urls import BadURL
 
     try:
         cli(prog_name="syncd")
+    except BadURL as exc:  # SYNCD_DATABASE_URL: the message names it
+        fail(str(exc), EXIT_CONFIG)
     except DBAPIError as exc:
-        message = short(exc)
+        where = local_database()
         if is_transient(exc):
-            fail(f"local database unreachable: {message}", EXIT_FAILED)
-        hint = ""
-        if "syncd_" in str(exc.orig):
-            hint = " (run `syncd db upgrade` to create syncd's tables)"
-        fail(f"local database: {message}{hint}", EXIT_CONFIG)
+            fail(f"local database unreachable: {where}: {explained(exc)}", EXIT_FAILED)
+        if MISSING_TABLES.search(str(exc.orig)):
+            fail(f"local database {where} has no syncd tables, or older ones ({short(exc)}): "
+                 "run `syncd db upgrade` to create or upgrade them", EXIT_CONFIG)
+        if type(exc.orig).__name__ == "OperationalError":  # the server refused the login
+            fail(f"local database {where} refused the connection: {explained(exc)}",
+                 EXIT_CONFIG)
+        fail(f"local database {where}: {explained(exc)}", EXIT_CONFIG)
+
+
+def local_database() -> str:
+    """The local database as an error names it: its masked URL and where it was set."""
+    from config import Config
+    from syncd.engine.urls import masked
+
+    return f"{masked(Config().SYNCD_DATABASE_URL)} (SYNCD_DATABASE_URL)"
