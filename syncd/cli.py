@@ -250,6 +250,7 @@ def history(ctx: Context, job: str | None, limit: int, status: str | None, as_js
 
     query = select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)
     if job:
+        _known_job_or_exit(ctx.state, job)
         query = query.where(SyncRun.job == job)
     if status:
         query = query.where(SyncRun.status == status)
@@ -263,6 +264,28 @@ def history(ctx: Context, job: str | None, limit: int, status: str | None, as_js
     for r in runs:
         started = r.started_at or r.queued_at
         click.echo(f"{started:%Y-%m-%d %H:%M:%S}Z [{r.trigger}] {describe(r)}")
+
+
+def _known_job_or_exit(state: SyncdState, job: str) -> None:
+    """Exit 2, listing the jobs, unless ``job`` is in the jobs file or has runs in the history."""
+    from syncd.models import SyncRun
+
+    with state.sessions() as session:
+        if session.scalar(select(SyncRun.id).where(SyncRun.job == job).limit(1)) is not None:
+            return
+        in_history = set(session.scalars(select(SyncRun.job).distinct()))
+    try:
+        jobs = state.jobs()
+    except ConfigError:
+        known = sorted(in_history)
+        where = "the history (the jobs file does not validate)"
+    else:
+        if job in jobs.jobs:
+            return
+        known = sorted(set(jobs.jobs) | in_history)
+        where = jobs.path
+    listed = ", ".join(known[:50]) + (f" and {len(known) - 50} more" if len(known) > 50 else "")
+    fail(f'{where}: no job named "{job}" (jobs: {listed or "none"})', EXIT_CONFIG)
 
 
 def _set_paused(ctx: Context, job: str, paused: bool) -> None:
