@@ -74,7 +74,8 @@ def web(databases: Any, make_env: Any, services: Any) -> Iterator[dict[str, Any]
     services.worker(env, 1)
     port = _free_port()
     server = Service("web", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-                             "--workers", "2", "syncd.web:create_web_app()"],
+                             "--workers", "2", "--no-control-socket",
+                             "syncd.web:create_web_app()"],
                      env.env, env.tmp_path)
     services.started.append(server)
     base = f"http://127.0.0.1:{port}"
