@@ -288,6 +288,36 @@ def _known_job_or_exit(state: SyncdState, job: str) -> None:
     fail(f'{where}: no job named "{job}" (jobs: {listed or "none"})', EXIT_CONFIG)
 
 
+@cli.command()
+@click.argument("run_id", type=int)
+@click.option("--wait", "wait_seconds", type=click.IntRange(0), default=None, metavar="SECONDS",
+              help="wait until the run has stopped (at most SECONDS), then print its summary")
+@pass_ctx
+def cancel(ctx: Context, run_id: int, wait_seconds: int | None) -> None:
+    """Cancel a queued or running run: it stops at the next batch boundary, its checkpoint
+    committed (exit 0 cancelled or already finished, 2 unknown run)."""
+    import time
+
+    from syncd.cancel import request_cancel
+    from syncd.runner import describe
+    from syncd.web.history import get_run
+
+    outcome = request_cancel(ctx.state, run_id, by="cli")
+    if outcome.run is None:
+        fail(f"no run #{run_id}", EXIT_CONFIG)
+    click.echo(outcome.sentence())
+    if outcome.done != "requested" or wait_seconds is None:
+        return
+    deadline = time.monotonic() + wait_seconds
+    while (run := get_run(ctx.state, run_id)) is not None and run.status == "running":
+        if time.monotonic() > deadline:
+            fail(f"run #{run_id} is still running after {wait_seconds}s (a batch in progress "
+                 "ends first)", EXIT_FAILED)
+        time.sleep(0.5)
+    if run is not None:
+        click.echo(describe(run))
+
+
 def _set_paused(ctx: Context, job: str, paused: bool) -> None:
     from syncd.runner import set_paused
 

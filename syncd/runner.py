@@ -465,7 +465,7 @@ def _json(value: object) -> str | None:
 
 
 def describe(run: SyncRun) -> str:
-    """One summary line of a finished run."""
+    """One summary line of a run (what it is doing now, if it is not finished)."""
     data = run.to_dict()
     line = (
         f"run #{run.id} {run.job}: {run.status}"
@@ -478,6 +478,8 @@ def describe(run: SyncRun) -> str:
         line += f" cursor={data['cursor_after']}"
     for warning in data["warnings"]:
         line += f" [warning: {warning['message']} x{warning['count']}]"
-    if run.error:
+    if run.activity:  # a queued or running run: waiting, retrying, being cancelled
+        line += f" -- {one_line(run.activity)}"
+    elif run.error:
         line += f" -- {one_line(run.error)}"
     return line

@@ -272,3 +272,16 @@ def test_ctrl_c_cancels_the_run_at_a_batch_boundary_and_exits_130(databases, mak
     assert [r["status"] for r in runs] == ["succeeded", "cancelled"]
     assert runs[0]["rows_read"] == 2_000 - stopped_at
     assert table_rows(local, "orders") == table_rows(src, "orders")
+
+
+def test_cancel_unknown_run_exits_2_finished_run_exits_0(databases, make_env):
+    src = databases.sqlite()
+    create_orders(src, 5)
+    env = make_env(databases.sqlite(), jobs_toml(src))
+    env.syncd("run", "orders", check=True)
+    done = env.syncd("cancel", "1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "run #1 of orders already finished (succeeded): nothing to cancel"
+    unknown = env.syncd("cancel", "99")
+    assert unknown.returncode == 2 and unknown.stderr.strip() == "error: no run #99"
+    assert [r["status"] for r in history(env)] == ["succeeded"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -11,7 +11,7 @@ from syncd import SyncdState
 from syncd.jobs import JobSpec, Schedule
 from syncd.models import SyncRun, utcnow
 from syncd.status import last_runs, last_successes, paused_jobs
-from syncd.web.history import active_run_in
+from syncd.web.history import Queued, active_run_in, queued_in
 
 
 @dataclass
@@ -25,6 +25,7 @@ class JobRow:
     active_run_id: int | None
     next_run: datetime | None
     freshness: str  # "fresh" | "stale" | "never" | "manual"
+    queued: Queued = field(default_factory=Queued)  # runs someone asked for, not started
 
     @property
     def name(self) -> str:
@@ -83,10 +84,11 @@ def job_rows(state: SyncdState, specs: dict[str, JobSpec]) -> list[JobRow]:
         spec = specs[name]
         with state.sessions() as session:
             active = active_run_in(session, name)
+            waiting = queued_in(session, name)
         rows.append(JobRow(
             spec=spec, paused=name in paused, last_run=last.get(name),
             last_success=success.get(name), active_run_id=active,
             next_run=next_run(spec, name in paused, _last_scheduled(state, name), now),
-            freshness=freshness(spec, success.get(name), now),
+            freshness=freshness(spec, success.get(name), now), queued=waiting,
         ))
     return rows
