@@ -134,7 +134,8 @@ def run_job(state: SyncdState, request: RunRequest, on_progress: ProgressHook | 
                                           _held_reason(state, spec.name)),
                 backoff, "record the run")
         ended = wait_for_job(state, spec, request.run_id, lock)  # someone asked: it waits
-        if ended is not None:
+        if ended is not None:  # cancelled while it waited, or failed: waited too long
+            notify_run(state, ended)
             return ended
     try:
         if request.scheduled:
