@@ -7,16 +7,19 @@ runs of dead workers ``abandoned``.
 
 ``JobsScheduler`` is beat's scheduler (``beat_scheduler`` in config.py): it
 builds the schedule when beat starts and again whenever the jobs file changes.
-A jobs file that does not validate is logged as an error and scheduled nothing
-(at start) or left the previous schedule in place (on a later edit). It also does
-the housekeeping of runs itself, every SYNCD_HOUSEKEEPING_SECONDS, in a thread of
-beat's process: runs of dead workers are marked abandoned even while no worker is
-alive to take the housekeeping task.
+A jobs file that does not validate is logged as an error; the last good jobs
+file (kept in the local database) stays in force, and with none nothing is
+scheduled until the file is fixed. Beat also does the housekeeping of runs itself,
+every SYNCD_HOUSEKEEPING_SECONDS, in a thread of its own process: runs of dead
+workers are marked abandoned even while no worker is alive to take the housekeeping
+task.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -26,7 +29,6 @@ from typing import Any
 from celery.beat import PersistentScheduler
 from celery.schedules import crontab
 
-from syncd.engine.errors import ConfigError
 from syncd.tasks import HOUSEKEEPING_TASK, SYNC_TASK, time_limits
 
 log = logging.getLogger("syncd.beat")
@@ -70,6 +72,12 @@ def cron_fire_times(cron: crontab, after: datetime, count: int = 2) -> list[date
     return times
 
 
+def _database_url(celery_app: Any) -> str:
+    from syncd.celery_app import flask_app_of
+
+    return str(flask_app_of(celery_app).config["SYNCD_DATABASE_URL"])
+
+
 def housekeeping_entry(every_seconds: float) -> dict[str, Any]:
     """The entry that marks runs of dead workers abandoned."""
     return {
@@ -107,6 +115,9 @@ class JobsScheduler(PersistentScheduler):  # type: ignore[misc]
         self._next_check = 0.0
         self._next_housekeeping = 0.0
         self._housekeeper: threading.Thread | None = None
+        self._next_heartbeat = 0.0
+        self._last_tick: datetime | None = None
+        self._heartbeat: Any = None
         super().__init__(*args, **kwargs)
 
     def setup_schedule(self) -> None:
@@ -121,6 +132,8 @@ class JobsScheduler(PersistentScheduler):  # type: ignore[misc]
             if schedule is not None:
                 self.merge_inplace(schedule)
         self.maybe_housekeep()
+        if time.monotonic() >= self._next_heartbeat:
+            self.record_tick()
         return super().tick(*args, **kwargs)  # type: ignore[no-any-return]
 
     def maybe_housekeep(self) -> None:
@@ -137,6 +150,25 @@ class JobsScheduler(PersistentScheduler):  # type: ignore[misc]
                                              name="syncd-housekeeping", daemon=True)
         self._housekeeper.start()
 
+    def record_tick(self) -> None:
+        """Note the time of this tick; a thread keeps it in the local database."""
+        from syncd.heartbeats import BEAT_EVERY, HeartbeatThread, beat_sign
+
+        self._next_heartbeat = time.monotonic() + BEAT_EVERY
+        self._last_tick = datetime.now(UTC)
+        if self._heartbeat is None:
+            url = _database_url(self.app)
+            pid, host = os.getpid(), socket.gethostname()
+            self._heartbeat = HeartbeatThread(
+                url, lambda: beat_sign(pid, host, self._last_tick), BEAT_EVERY)
+            self._heartbeat.start()
+
+    def close(self) -> None:
+        super().close()
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+
     def jobs_schedule(self, starting: bool = False) -> dict[str, dict[str, Any]] | None:
         """The schedule of the jobs file, or None if it did not change since it was read."""
         from syncd import get_state
@@ -152,14 +184,18 @@ class JobsScheduler(PersistentScheduler):  # type: ignore[misc]
         if not starting and mtime == self._jobs_mtime:
             return None
         self._jobs_mtime = mtime
-        try:
-            jobs = state.jobs()
-        except ConfigError as exc:
+        force = state.jobs_in_force()
+        jobs = force.jobs
+        if jobs is None:
             if not starting:
-                log.error("beat: jobs file rejected, keeping the previous schedule: %s", exc)
+                log.error("beat: jobs file rejected, keeping the previous schedule: %s",
+                          force.rejected)
                 return None
-            log.error("beat: jobs file rejected, no sync is scheduled until it is fixed: %s", exc)
+            log.error("beat: jobs file rejected, no sync is scheduled until it is fixed: %s",
+                      force.rejected)
             return {HOUSEKEEPING_ENTRY: housekeeping_entry(config.SYNCD_HOUSEKEEPING_SECONDS)}
+        if force.rejected is not None:
+            log.error("beat: jobs file rejected, %s: %s", force.explanation(), force.rejected)
         scheduled = [f"{j.name} ({j.schedule.describe()})"
                      for j in jobs.jobs.values() if j.schedule is not None]
         log.info("beat: %d job(s) scheduled from %s%s", len(scheduled), jobs.path,

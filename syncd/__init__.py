@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # the engine package imports none of these (a test asserts it
     from sqlalchemy.orm import Session, sessionmaker
 
     from syncd.jobs import JobsFile
+    from syncd.jobs_in_force import JobsInForce
 
 
 class SyncdState:
@@ -21,16 +22,25 @@ class SyncdState:
 
     def __init__(self, config: Any) -> None:
         from syncd.db import make_local_engine, session_factory
+        from syncd.jobs_in_force import JobsKeeper
 
         self.config = config
         self.engine: Engine = make_local_engine(config.SYNCD_DATABASE_URL)
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
+        self.keeper = JobsKeeper(config.SYNCD_JOBS_FILE, config.ENVIRON, self.engine,
+                                 self.sessions)
 
     def jobs(self) -> JobsFile:
-        """Load and validate the jobs file (read anew each call: edits take effect)."""
-        from syncd.jobs import load_jobs
+        """The jobs in force (the jobs file is read anew each call: edits take effect).
 
-        return load_jobs(self.config.SYNCD_JOBS_FILE, self.config.ENVIRON)
+        A jobs file that does not validate leaves the last good one in force;
+        ConfigError (the validation message) only when no jobs file ever validated.
+        """
+        return self.keeper.current().require()
+
+    def jobs_in_force(self) -> JobsInForce:
+        """The jobs in force with the rejection of the jobs file, if it was rejected."""
+        return self.keeper.current()
 
     def dispose(self) -> None:
         """Close the local engine's connections."""

@@ -56,11 +56,17 @@ def fail(message: str, code: int) -> None:
 
 
 def load_jobs_or_exit(state: SyncdState) -> Any:
-    """The validated jobs file, or exit 2 with the validation message."""
-    try:
-        return state.jobs()
-    except ConfigError as exc:
-        fail(str(exc), EXIT_CONFIG)
+    """The jobs in force; a rejected jobs file is reported on stderr.
+
+    Exits 2 with the validation message when no jobs file ever validated.
+    """
+    force = state.jobs_in_force()
+    if force.rejected is not None:
+        if force.jobs is None:
+            fail(f"{force.rejected}\nerror: {force.explanation()}", EXIT_CONFIG)
+        click.echo(f"warning: jobs file rejected: {force.rejected}", err=True)
+        click.echo(f"warning: {force.explanation()}", err=True)
+    return force.jobs
 
 
 @click.group()
@@ -94,7 +100,10 @@ def db_upgrade(ctx: Context) -> None:
 @pass_ctx
 def check(ctx: Context) -> None:
     """Validate the jobs file and reach every source (exit 2 bad config, 3 unreachable)."""
-    jobs = load_jobs_or_exit(ctx.state)
+    force = ctx.state.jobs_in_force()
+    if force.rejected is not None:
+        fail(f"{force.rejected}\nerror: {force.explanation()}", EXIT_CONFIG)
+    jobs = force.require()
     problems: list[tuple[int, str]] = []
     for source in jobs.sources.values():
         source_jobs = [j for j in jobs.jobs.values() if j.source.name == source.name]

@@ -10,8 +10,6 @@ import sys
 
 import click
 
-from syncd.engine.errors import ConfigError
-
 EXIT_FAILED, EXIT_CONFIG = 1, 2
 
 
@@ -28,11 +26,11 @@ def notify_test() -> None:
 
     state = get_state(create_app())
     try:
-        try:
-            jobs = state.jobs()
-        except ConfigError as exc:
-            click.echo(f"error: {exc}", err=True)
+        force = state.jobs_in_force()  # the file on disk is tested, not the last good one
+        if force.rejected is not None:
+            click.echo(f"error: {force.rejected}", err=True)
             sys.exit(EXIT_CONFIG)
+        jobs = force.require()
         if not jobs.notify.targets:
             click.echo(f"error: {jobs.path}: no [notify] section: no alert target to test",
                        err=True)

@@ -8,6 +8,7 @@ with the file, the job and the field (``jobs.toml: job "orders": field
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Mapping
@@ -218,13 +219,29 @@ def expand_env(value: str, environ: Mapping[str, str], where: str) -> str:
 
 def load_jobs(path: str | Path, environ: Mapping[str, str]) -> JobsFile:
     """Read and validate a jobs file; raises ConfigError naming file, job and field."""
-    path = Path(path)
     label = str(path)
-    if not path.exists():
-        raise ConfigError(f"{label}: jobs file not found (set SYNCD_JOBS_FILE or create it)")
+    return parse_jobs_text(read_jobs_text(path), label, environ)
+
+
+def read_jobs_text(path: str | Path) -> str:
+    """The text of a jobs file; ConfigError if it is missing or not UTF-8."""
+    path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: jobs file not found (set SYNCD_JOBS_FILE or create it)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the jobs file: {exc.strerror}") from exc
+
+
+def parse_jobs_text(text: str, label: str, environ: Mapping[str, str]) -> JobsFile:
+    """Validate the text of a jobs file; ``label`` names it in messages."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{label}: not valid TOML: {exc}") from exc
     return parse_jobs(data, label, environ)
 
@@ -273,9 +290,7 @@ def _parse_source(name: str, raw: Any, label: str, environ: Mapping[str, str]) -
     where = f"{label}: source {shown(name)}"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: must be a table with a url")
-    unknown = set(raw) - SOURCE_KEYS
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s): {_listed(unknown)}")
+    _refuse_unknown(set(raw) - SOURCE_KEYS, SOURCE_KEYS, where)
     if not isinstance(raw.get("url"), str) or not raw["url"]:
         raise ConfigError(f'{where}: field "url" is required')
     url = expand_env(raw["url"], environ, f'{where}: field "url"')
@@ -297,6 +312,22 @@ def _check_url(url: str, where: str) -> None:
         if url_shown is None:
             raise ConfigError(f"{where}: {exc}") from exc
         raise ConfigError(f"{where}: {shown(url_shown)}: {exc}") from exc
+
+
+def _refuse_unknown(unknown: set[str], known: set[str], where: str) -> None:
+    """ConfigError naming each unknown field, with the known field it most resembles."""
+    if not unknown:
+        return
+    names = sorted(unknown)
+    hints = [difflib.get_close_matches(n, sorted(known), n=1, cutoff=0.75) for n in names]
+    if len(names) == 1 and hints[0]:
+        raise ConfigError(f'{where}: field "{names[0]}": unknown field '
+                          f'(did you mean "{hints[0][0]}"?)')
+    quoted = ", ".join(f'"{n}"' + (f' (did you mean "{h[0]}"?)' if h else "")
+                       for n, h in zip(names, hints, strict=True))
+    which = "field" if len(names) == 1 else "fields"
+    raise ConfigError(f"{where}: {which} {quoted}: unknown {which} "
+                      f"(known: {', '.join(sorted(known))})")
 
 
 def _names(value: Any, where: str) -> tuple[str, ...]:
@@ -330,9 +361,7 @@ def _parse_job(index: int, raw: Any, label: str, sources: dict[str, SourceSpec])
             f'and "-" only, at most 100 (got {shown(name)})'
         )
     where = f'{label}: job "{name}"'
-    unknown = set(raw) - JOB_KEYS
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s): {_listed(unknown)}")
+    _refuse_unknown(set(raw) - JOB_KEYS, JOB_KEYS, where)
     source_name = raw.get("source")
     if not isinstance(source_name, str) or source_name not in sources:
         known = _listed(set(sources)) or "none defined"

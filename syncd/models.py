@@ -6,7 +6,19 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from syncd.engine.checkpoint import checkpoints  # noqa: F401  (part of the schema)
@@ -18,6 +30,7 @@ TRIGGERS = ("schedule", "manual", "api", "cli")
 ROLES = ("operator", "viewer")
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -106,8 +119,6 @@ class SyncRun(Base):
     def activity(self) -> str | None:
         """What a queued or running run is doing now, in one line (None once finished)."""
         if self.status == "queued":
-            if self.cancel_requested_at is not None:
-                return f"cancel requested by {self.cancelled_by}"
             if self.waiting_for is not None:
                 return f"waiting for run #{self.waiting_for} to finish"
             return "waiting for a worker to take it"
@@ -125,6 +136,11 @@ class SyncRun(Base):
             return (f"attempt {self.attempts}{of} (attempt {errors[-1]['attempt']} failed: "
                     f"{errors[-1]['error']})")
         return None
+
+    @property
+    def full_load(self) -> bool:
+        """True for a full load: a full resync, a full job, or an incremental job's first run."""
+        return bool(self.full_refresh) or self.phase == "full"
 
     @property
     def duration_s(self) -> float | None:
@@ -226,6 +242,8 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
+    __table_args__ = (UniqueConstraint("name", name="uq_syncd_api_tokens_name"),)
+
 
 class Alert(Base):
     """One event worth an alert (a run failed, a job recovered, is stale, a test).
@@ -279,3 +297,55 @@ class LoginFailure(Base):
         Index("ix_syncd_login_failures_username_attempted_at", "username", "attempted_at"),
         Index("ix_syncd_login_failures_attempted_at", "attempted_at"),
     )
+
+
+class JobsFileVersion(Base):
+    """A jobs file that validated. The newest one is in force whenever the file on disk
+    does not validate, for beat, worker, web and CLI alike."""
+
+    __tablename__ = "syncd_jobs_files"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(LongText)
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    loaded_by: Mapped[str | None] = mapped_column(String(255))  # host and pid
+
+
+class Heartbeat(Base):
+    """The last sign of life of a worker or a beat, for the workers page."""
+
+    __tablename__ = "syncd_heartbeats"
+
+    kind: Mapped[str] = mapped_column(String(16))  # worker | beat
+    name: Mapped[str] = mapped_column(String(255))  # worker: Celery's node name; beat: host:pid
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    pool_pids: Mapped[str | None] = mapped_column(Text)  # JSON list: the worker's processes
+    concurrency: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (PrimaryKeyConstraint("kind", "name"),)
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker's pool processes (empty for a beat)."""
+        return [int(p) for p in json.loads(self.pool_pids)] if self.pool_pids else []
+
+
+class AuditEntry(Base):
+    """Who changed a web user or an API token, when, and how."""
+
+    __tablename__ = "syncd_audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))  # "cli:<os user>" or "web:<user>"
+    action: Mapped[str] = mapped_column(String(32))  # user.add, user.role, token.revoke, ...
+    target: Mapped[str] = mapped_column(String(100))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_syncd_audit_at", "at"),)

@@ -27,6 +27,7 @@ from syncd.up_lock import AlreadyRunning, UpLock
 
 STOP_GRACE_SECONDS = 60.0
 MAX_SOCKET_PATH = 100  # a Unix socket's path has room for 107 bytes on Linux
+ANNOUNCE_WAIT_SECONDS = 60.0  # the admin page is announced by then even if no worker reported
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,12 @@ def run_up(config: Any, options: UpOptions) -> int:
                 return code
             writer = _prepare_demo(demo) if demo is not None else None
             try:
-                code = _prepare(env)
+                code, admin_password = _prepare(env)
                 if code:
                     return code
                 services = Services(env)
+                services.admin_password = admin_password
+                services.worker_ready = _worker_reported(config.SYNCD_DATABASE_URL, time.time())
                 services.start("worker", worker_command(options.concurrency))
                 services.start("web", web_command(options.host, options.port, config.VAR_DIR))
                 if writer is not None:
@@ -167,8 +170,11 @@ def _check(env: dict[str, str], options: UpOptions, writes_jobs_file: bool) -> i
     return 0
 
 
-def _prepare(env: dict[str, str]) -> int:
-    """Migrate the local database, housekeep, create the first user and the broker's tables."""
+def _prepare(env: dict[str, str]) -> tuple[int, str | None]:
+    """Migrate the local database, housekeep, create the first user and the broker's tables.
+
+    Returns the exit code (0: go on) and the password of a newly created admin user.
+    """
     from config import Config
     from syncd import create_app, get_state
     from syncd.db import upgrade
@@ -180,19 +186,22 @@ def _prepare(env: dict[str, str]) -> int:
             jobs = state.jobs()
         except ConfigError as exc:
             say(f"error: {exc}")
-            return 2
+            return 2, None
         before, after = upgrade(state.engine)
+        force = state.jobs_in_force()
+        if force.rejected is not None:
+            say(f"warning: jobs file rejected: {force.rejected}; {force.explanation()}")
         done = "created syncd's tables" if before is None else (
-            f"upgraded syncd's tables to {after}" if before != after else "up to date")
+            f"upgraded syncd's tables to revision {after}" if before != after else "up to date")
         say(f"local database: {done}; {len(jobs.jobs)} job(s) in {jobs.path}")
         _housekeep(state)
-        _first_user(state)
+        password = _first_user(state)
         with app.extensions["celery"].connection_for_write() as conn:
             conn.ensure_connection(max_retries=3)
             conn.default_channel  # noqa: B018  (the SQLite broker creates its tables here)
     finally:
         state.dispose()
-    return 0
+    return 0, password
 
 
 def _housekeep(state: Any) -> None:
@@ -205,16 +214,44 @@ def _housekeep(state: Any) -> None:
             "gone or they were queued for too long")
 
 
-def _first_user(state: Any) -> None:
-    """With no web user yet, create the operator "admin" and print its password once."""
+def _first_user(state: Any) -> str | None:
+    """With no web user yet, create the operator "admin" and print its password."""
     try:
         from syncd.web.accounts import ensure_admin
     except ImportError:  # the admin app is not installed
-        return
+        return None
     password = ensure_admin(state)
     if password is not None:
-        say(f"created the web user admin with password {password} (shown only now; "
-            "more users: syncd users add NAME --role operator|viewer)")
+        say(f"created the web user admin with password {password} (shown again once "
+            "everything has started; more users: syncd users add NAME --role operator|viewer)")
+    return password
+
+
+def _worker_reported(database_url: str, since: float) -> Any:
+    """A check: True once a worker wrote a heartbeat after ``since`` (its banner is out)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from syncd.heartbeats import heartbeat_engine
+    from syncd.models import Heartbeat
+
+    started = datetime.fromtimestamp(since, UTC)
+
+    def reported() -> bool:
+        engine = heartbeat_engine(database_url)
+        try:
+            with engine.connect() as conn:
+                return conn.scalar(select(Heartbeat.name).where(
+                    Heartbeat.kind == "worker", Heartbeat.started_at >= started).limit(1)
+                ) is not None
+        except SQLAlchemyError:
+            return False
+        finally:
+            engine.dispose()
+
+    return reported
 
 
 def _port_taken(host: str, port: int) -> bool:
@@ -233,6 +270,8 @@ class Services:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.stopping = threading.Event()
         self.interrupts = 0
+        self.admin_password: str | None = None  # said again after the start-up banners
+        self.worker_ready: Any = lambda: True
 
     def start(self, name: str, command: list[str]) -> None:
         """Start one service; it dies with syncd up (Linux) or is stopped by it."""
@@ -245,21 +284,30 @@ class Services:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             announced, failed = False, None
+            give_up_waiting = time.monotonic() + ANNOUNCE_WAIT_SECONDS
             while not self.stopping.is_set():
                 failed = next((n for n, p in self.procs.items() if p.poll() is not None), None)
                 if failed:
                     say(f"{failed} exited with code {self.procs[failed].returncode}; stopping")
                     break
-                if not announced and _port_taken(host, port):
+                if not announced and _port_taken(host, port) and (
+                        self.worker_ready() or time.monotonic() > give_up_waiting):
                     announced = True
-                    say(f"admin page: http://{host}:{port}/   (Ctrl-C stops everything)")
-                    say("follow the syncs with: syncd history")
+                    self._announce(host, port)
                 self.stopping.wait(0.5)
             self.stop()
             return 1 if failed else 0
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _announce(self, host: str, port: int) -> None:
+        """The lines to read once everything has started (after the services' banners)."""
+        say(f"admin page: http://{host}:{port}/   (Ctrl-C stops everything)")
+        if self.admin_password is not None:
+            say(f"log in as admin with password {self.admin_password} "
+                "(set another with: syncd users passwd admin)")
+        say("follow the syncs with: syncd history")
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.interrupts += 1

@@ -256,7 +256,8 @@ LINE = re.compile(
     r'not valid TOML: |unknown top-level key|\[sources\] must be|jobs must be|'
     r'source "(?:[^"\\]|\\.)*(?:\.\.\.\(\d+ characters\))?"(?: \([^)]*\))?: |'
     r'job "[a-z0-9_-]+": (?:field "[a-z_]+": |unknown field)|'
-    r'job #\d+: (?:field "name": |must be a table))')
+    r'job #\d+: (?:field "name": |must be a table)|'
+    r'\[notify\]: )')
 
 
 class Fuzz:

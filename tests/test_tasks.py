@@ -44,14 +44,16 @@ def test_trigger_unknown_job_or_broken_file_exits_2_and_writes_nothing(databases
     source = databases.sqlite("source")
     env = make_env(databases.sqlite("local"), sqlite_source_jobs(source, job_block("orders")))
 
-    unknown = env.syncd("trigger", "nope")
-    assert unknown.returncode == 2
-    assert 'no job named "nope"' in unknown.stderr
-
+    # Broken before any jobs file validated: no last good file can stand in for it.
     env.write_jobs(sqlite_source_jobs(source, job_block("orders", batch_size=0)))
     broken = env.syncd("trigger", "orders")
     assert broken.returncode == 2
     assert 'job "orders": field "batch_size"' in broken.stderr
+
+    env.write_jobs(sqlite_source_jobs(source, job_block("orders")))
+    unknown = env.syncd("trigger", "nope")
+    assert unknown.returncode == 2
+    assert 'no job named "nope"' in unknown.stderr
     assert runs(env.local_url) == []
 
 

@@ -184,7 +184,7 @@ def test_history_messages_keep_their_cause(site: Any) -> None:
     long_error = "gave up after 4 attempts: source \"crm\" (" + "x" * 400 + "): " + cause
     site.add_run(status="failed", error=long_error)
     page = site.login().get("/jobs/orders").get_data(as_text=True)
-    cell = page[page.index('<td class="message"'):]
+    cell = page[page.index('<td class="message'):]
     cell = cell[cell.index(">") + 1:cell.index("</td>")]
     assert cell.startswith("gave up after 4 attempts: source") and cell.endswith(cause), cell
     assert len(cell) <= 330

@@ -249,3 +249,131 @@ def test_history_page_query_walks_an_index_without_sorting(site: Any, f: dict[st
             plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + q))
             assert "USING INDEX ix_syncd_runs_job" in plan or "USING COVERING INDEX" in plan, plan
             assert "TEMP B-TREE" not in plan, plan
+
+
+EXTRA_JOBS = (
+    '[[jobs]]\nname = "alpha"\nsource = "src"\ntable = "orders"\ntarget = "alpha_copy"\n'
+    'cursor = "updated_at"\nschedule = "5m"\n',
+    '[[jobs]]\nname = "zeta"\nsource = "src"\ntable = "orders"\ntarget = "zeta_copy"\n'
+    'cursor = "updated_at"\nschedule = "5m"\n',
+)
+
+
+def _job_block(page: str, job: str) -> str:
+    start = page.index(f'<tbody id="job-{job}"')
+    return page[start:page.index("</tbody>", start)]
+
+
+def test_dashboard_puts_failed_and_stale_jobs_first_with_the_last_error_in_one_line(
+        databases: Any, make_env: Any) -> None:
+    from syncd.models import utcnow
+
+    site = make_site(databases, make_env, extra_jobs=EXTRA_JOBS)
+    try:
+        now = utcnow()
+        site.add_run(job="alpha", status="succeeded", queued_at=now - timedelta(minutes=1),
+                     finished_at=now)
+        site.add_run(job="alpha", status="skipped", error="skipped: another run of this job "
+                     "is in progress (run #1)", queued_at=now, finished_at=now)
+        site.add_run(job="orders", status="succeeded", queued_at=now - timedelta(minutes=2),
+                     finished_at=now - timedelta(minutes=1))
+        failed = site.add_run(job="orders", status="failed", queued_at=now, finished_at=now,
+                              error="source unreachable: (2003, \"Can't connect to MySQL\")\n"
+                                    "    while reading crm.orders\n" + "x" * 400)
+        site.add_run(job="zeta", status="succeeded", queued_at=T0)  # long ago: stale
+        page = _text(site.login().get("/"))
+
+        order = re.findall(r'<tbody id="job-([a-z]+)"', page)
+        assert order == ["orders", "zeta", "alpha"]  # failed and stale first, then by name
+        orders = _job_block(page, "orders")
+        line = re.search(r'<span class="error-line" title="([^"]*)">(.*?)</span>\s*</div>',
+                         orders, re.S)
+        assert line, orders
+        shown = htmllib.unescape(re.sub(r"<[^>]+>", "", line.group(2)))
+        assert "\n" not in shown.strip()
+        assert f"last error, run #{failed}" in shown
+        assert "source unreachable: (2003, \"Can't connect to MySQL\") while reading crm.orders" \
+            in shown
+        assert shown.endswith("…") and len(shown) < 300
+        assert "x" * 400 in htmllib.unescape(line.group(1))  # the whole error on hover
+        assert 'class="job attention"' in _job_block(page, "zeta").split(">")[0] + ">"
+        alpha = _job_block(page, "alpha")
+        assert "attention" not in alpha.split(">")[0] and "error-line" not in alpha
+        assert "status-skipped" in alpha  # the last run: skipped, neutral
+        assert "stale after 15m" in alpha  # three periods of 5m
+        assert "by default three schedule periods" in page
+    finally:
+        site.state.dispose()
+
+
+def test_skipped_is_neutral_grey_and_only_failures_are_red() -> None:
+    from pathlib import Path
+
+    css = (Path(__file__).resolve().parent.parent / "syncd/web/static/style.css").read_text()
+    rules = {sel.strip(): body for sels, body in re.findall(r"([^{}]+)\{([^}]*)\}", css)
+             for sel in sels.split(",")}
+    assert "var(--idle)" in rules[".status-skipped"]
+    assert "var(--bad)" in rules[".status-failed"]
+    assert "var(--bad)" not in rules["td.message"] and "var(--bad)" in rules["td.message.bad"]
+
+
+def test_dashboard_strip_shows_the_last_20_runs_oldest_left(site: Any) -> None:
+    statuses = ["succeeded", "failed", "skipped", "cancelled", "abandoned"]
+    ids = [site.add_run(status=statuses[i % 5], queued_at=T0 + timedelta(minutes=i),
+                        phase="full" if i == 0 else "incremental") for i in range(25)]
+    page = _text(site.login().get("/"))
+    strip = re.search(r'<span class="strip"[^>]*>(.*?)</span>', _job_block(page, "orders"),
+                      re.S).group(1)
+    cells = re.findall(r'<a class="cell status-(\w+)[^"]*" href="/runs/(\d+)"', strip)
+    assert [int(i) for _, i in cells] == ids[5:]  # the newest 20, oldest on the left
+    assert [s for s, _ in cells] == [statuses[i % 5] for i in range(5, 25)]
+    assert 'class="cell none"' not in strip
+
+    few = _text(site.login().get("/jobs/orders"))  # the first run, a full load, is tagged
+    first_row = few[few.index(f'<tr id="run-{ids[0]}">'):]
+    assert '<span class="tag" title="full load">full</span>' in first_row[:first_row.index("</tr>")]
+
+
+def test_job_chart_stays_readable_when_a_full_load_dwarfs_the_increments(site: Any) -> None:
+    from syncd.web.chart import PANEL_HEIGHT
+
+    site.add_run(status="succeeded", phase="full", rows_read=1_000_000, queued_at=T0,
+                 started_at=T0, finished_at=T0 + timedelta(seconds=95))
+    for i in range(1, 11):
+        start = T0 + timedelta(minutes=i)
+        site.add_run(status="succeeded", phase="incremental", rows_read=100 + i,
+                     queued_at=start, started_at=start,
+                     finished_at=start + timedelta(milliseconds=40 + i))
+    page = _text(site.login().get("/jobs/orders"))
+    chart = page[page.index('<figure class="chart">'):page.index("</figure>")]
+    assert 'Duration <span class="sub">(top of scale 1m 35s, log scale)' in chart
+    assert 'Rows read <span class="sub">(top of scale 1,000,000, log scale)' in chart
+    assert chart.count('class="full-mark"') == 2  # the full load, marked in both panels
+    assert "a dark mark under a bar = a full load" in chart
+    heights = [float(h) for h in re.findall(r'height="([\d.]+)" class="bar status-', chart)]
+    small = heights[1:11]  # the duration panel's incremental runs
+    assert min(small) > PANEL_HEIGHT * 0.3, heights  # visible, not one-pixel slivers
+    assert "0.0s" not in page and "top of scale 0" not in page
+    assert "41ms" in page  # a sub-second run reads in milliseconds
+
+
+def test_run_page_labels_read_as_words(site: Any) -> None:
+    run = site.add_run(trigger="manual", started_by="alice", full_refresh=True, phase="full",
+                       queued_at=T0, started_at=T0,
+                       finished_at=T0 + timedelta(milliseconds=250))
+    page = _text(site.login().get(f"/runs/{run}"))
+    status_line = page[page.index('<p class="status-line">'):page.index("</p>",
+                                                                       page.index("status-line"))]
+    words_only = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", status_line)).strip()
+    assert words_only == "succeeded full resync"
+    assert "250ms" in page and "0.2s" not in page and "0.0s" not in page
+    first = site.add_run(status="succeeded", phase="full")  # an incremental job's first load
+    assert '<span class="tag">full load</span>' in _text(site.login().get(f"/runs/{first}"))
+
+
+@pytest.mark.parametrize("value,expected", [(0.04, "40ms"), (0.0004, "<1ms"), (0.9994, "999ms"),
+                                            (0.9996, "1.0s"), (0, "0s")])
+def test_sub_second_durations_in_milliseconds(value: float, expected: str) -> None:
+    from syncd.web.display import words
+
+    assert words(value) == expected

@@ -29,7 +29,7 @@ class MissingSecretKey(RuntimeError):
 
 def init_web(app: Flask) -> None:
     """Register the web blueprints, login, CSRF protection and security headers on ``app``."""
-    from syncd.web import alerts, api, auth, ops, pages
+    from syncd.web import admin, alerts, api, auth, ops, pages, workers
     from syncd.web.display import register_filters
 
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session's lifetime
@@ -41,6 +41,8 @@ def init_web(app: Flask) -> None:
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(alerts.bp)
+    app.register_blueprint(workers.bp)
+    app.register_blueprint(admin.bp)
     csrf.exempt(api.bp)  # bearer tokens, no cookies: nothing for a forged request to ride on
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)

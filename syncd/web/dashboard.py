@@ -1,17 +1,24 @@
-"""What the dashboard shows per job: last run, last success, freshness, next run."""
+"""What the dashboard shows per job: last run, last success, freshness, next run,
+the strip of its last runs and its last error."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
+from sqlalchemy.orm import defer
 
 from syncd import SyncdState
 from syncd.jobs import JobSpec, Schedule
 from syncd.models import SyncRun, utcnow
-from syncd.status import last_runs, last_successes, paused_jobs
+from syncd.status import last_successes, paused_jobs
 from syncd.web.history import Queued, active_run_in, queued_in
+
+STRIP_RUNS = 20  # runs in each job's strip on the dashboard
+OUTCOMES = ("succeeded", "failed", "abandoned")  # what a run's status says about the data
+FAILED = ("failed", "abandoned")
+ERROR_LINE = 200  # characters of the last error shown on the dashboard
 
 
 @dataclass
@@ -25,6 +32,8 @@ class JobRow:
     active_run_id: int | None
     next_run: datetime | None
     freshness: str  # "fresh" | "stale" | "never" | "manual"
+    recent: list[SyncRun] = field(default_factory=list)  # up to STRIP_RUNS, newest first
+    stale_after: timedelta | None = None
     queued: Queued = field(default_factory=Queued)  # runs someone asked for, not started
 
     @property
@@ -37,6 +46,34 @@ class JobRow:
         if self.last_success is None or self.last_success.finished_at is None:
             return None
         return (utcnow() - self.last_success.finished_at).total_seconds()
+
+    @property
+    def outcome(self) -> SyncRun | None:
+        """The newest run that succeeded or failed (skipped and cancelled runs say nothing)."""
+        return next((r for r in self.recent if r.status in OUTCOMES), None)
+
+    @property
+    def failed_run(self) -> SyncRun | None:
+        """The job's newest outcome when it is a failure."""
+        outcome = self.outcome
+        return outcome if outcome is not None and outcome.status in FAILED else None
+
+    @property
+    def needs_attention(self) -> bool:
+        """Failed or stale: these jobs come first on the dashboard."""
+        return self.failed_run is not None or self.freshness == "stale"
+
+    @property
+    def strip(self) -> list[SyncRun | None]:
+        """The last runs, oldest first, padded on the left to STRIP_RUNS cells."""
+        runs: list[SyncRun | None] = list(reversed(self.recent))
+        return [None] * (STRIP_RUNS - len(runs)) + runs
+
+
+def one_line(text: str | None, limit: int = ERROR_LINE) -> str:
+    """An error message on one line: its lines joined, cut at ``limit`` characters."""
+    flat = " ".join(part.strip() for part in (text or "").splitlines() if part.strip())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 def schedule_period(schedule: Schedule, now: datetime) -> timedelta:
@@ -72,10 +109,15 @@ def _last_scheduled(state: SyncdState, name: str) -> datetime | None:
         )
 
 
+def recent_runs_query(job: str, limit: int = STRIP_RUNS) -> Select:  # type: ignore[type-arg]
+    """The newest ``limit`` runs of ``job`` (index (job, id)), tracebacks left out."""
+    return (select(SyncRun).options(defer(SyncRun.traceback)).where(SyncRun.job == job)
+            .order_by(SyncRun.id.desc()).limit(limit))
+
+
 def job_rows(state: SyncdState, specs: dict[str, JobSpec]) -> list[JobRow]:
-    """Dashboard lines of all jobs, by name."""
+    """Dashboard lines of all jobs: failed or stale jobs first, then by name."""
     names = sorted(specs)
-    last = last_runs(state, names)
     success = last_successes(state, names)
     paused = paused_jobs(state)
     now = utcnow()
@@ -84,11 +126,14 @@ def job_rows(state: SyncdState, specs: dict[str, JobSpec]) -> list[JobRow]:
         spec = specs[name]
         with state.sessions() as session:
             active = active_run_in(session, name)
+            recent = list(session.scalars(recent_runs_query(name)))
             waiting = queued_in(session, name)
         rows.append(JobRow(
-            spec=spec, paused=name in paused, last_run=last.get(name),
+            spec=spec, paused=name in paused, last_run=recent[0] if recent else None,
             last_success=success.get(name), active_run_id=active,
             next_run=next_run(spec, name in paused, _last_scheduled(state, name), now),
-            freshness=freshness(spec, success.get(name), now), queued=waiting,
+            freshness=freshness(spec, success.get(name), now),
+            recent=recent, stale_after=spec.stale_after(now), queued=waiting,
         ))
+    rows.sort(key=lambda row: (not row.needs_attention, row.name))
     return rows

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flask import Flask, current_app
 
 from syncd.models import utcnow
+from syncd.web.dashboard import one_line
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,14 @@ def local_time(value: datetime | None, zone: ZoneInfo, seconds: bool = True) -> 
 
 
 def words(seconds: float | None) -> str:
-    """A span of time in short words: ``45s``, ``3m 20s``, ``2h 5m``, ``3d 4h``."""
+    """A span of time in short words: ``40ms``, ``2.5s``, ``3m 20s``, ``2h 5m``, ``3d 4h``."""
     if seconds is None:
         return "-"
+    if seconds == 0:
+        return "0s"
+    if seconds < 0.9995:
+        millis = round(seconds * 1000)
+        return f"{millis}ms" if millis >= 1 else "<1ms"
     if seconds < 10:
         return f"{seconds:.1f}s" if seconds % 1 else f"{int(seconds)}s"
     total = int(round(seconds))
@@ -94,6 +100,15 @@ def iso_utc(value: datetime | None) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else ""
 
 
+PHASES = {"starting": "starting", "full": "full load", "incremental": "incremental pass",
+          "reconcile": "reconciling deletes"}
+
+
+def phase_words(phase: str | None) -> str:
+    """What a run is doing, in words ("full load", "incremental pass", ...)."""
+    return PHASES.get(phase or "", phase or "")
+
+
 def register_filters(app: Flask) -> None:
     """Add the display filters to ``app``'s templates."""
     try:
@@ -104,7 +119,8 @@ def register_filters(app: Flask) -> None:
     app.extensions["syncd_zone"] = zone
     app.jinja_env.filters.update(
         localtime=lambda v, seconds=True: local_time(v, zone, seconds),
-        ago=ago, duration=words, count=count, cursor=cursor_text, iso=iso_utc, message=message,
+        ago=ago, duration=words, count=count, cursor=cursor_text, iso=iso_utc,
+        one_line=one_line, phase=phase_words, message=message,
     )
 
 

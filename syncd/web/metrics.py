@@ -28,7 +28,6 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from syncd import SyncdState
-from syncd.engine.errors import ConfigError
 from syncd.models import FINISHED, SyncRun, utcnow
 from syncd.status import last_successes, paused_jobs
 
@@ -169,13 +168,17 @@ class RunsCollector(Collector):
         since = GaugeMetricFamily("syncd_job_seconds_since_last_success",
                                   "Seconds since the job's last successful run finished.",
                                   labels=["job"])
-        valid = GaugeMetricFamily("syncd_jobs_file_valid", "1 if the jobs file validates.")
-        try:
-            specs = self.state.jobs().jobs
-            valid.add_metric([], 1)
-        except ConfigError:
-            specs = {}
-            valid.add_metric([], 0)
+        valid = GaugeMetricFamily(
+            "syncd_jobs_file_valid",
+            "1 if the jobs file validates, 0 if it was rejected (the last good one stays).",
+        )
+        loaded = GaugeMetricFamily("syncd_jobs_file_loaded_timestamp_seconds",
+                                   "When the jobs file in force was first loaded (Unix time).")
+        force = self.state.jobs_in_force()
+        valid.add_metric([], 1 if force.rejected is None else 0)
+        if force.jobs is not None and force.good is not None:
+            loaded.add_metric([], force.good.loaded_at.timestamp())
+        specs = force.jobs.jobs if force.jobs is not None else {}
         names = sorted(specs)
         stopped = paused_jobs(self.state)
         successes = last_successes(self.state, names)
@@ -188,7 +191,7 @@ class RunsCollector(Collector):
             if run is not None and run.finished_at is not None:
                 last.add_metric([name], run.finished_at.timestamp())
                 since.add_metric([name], (now - run.finished_at).total_seconds())
-        yield from (valid, info, paused, last, since)
+        yield from (valid, loaded, info, paused, last, since)
 
     def _runs(self, totals: Totals) -> Iterator[Metric]:
         runs = CounterMetricFamily("syncd_runs", "Finished runs by job and status.",

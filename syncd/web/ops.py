@@ -29,13 +29,20 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """The local database answers (503 if it does not)."""
+    """The local database and the broker answer (503 with the reason if one does not)."""
+    from syncd.workers import broker_problem
+
+    state = get_state()
     try:
-        with get_state().engine.connect() as conn:
+        with state.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
         log.warning("readyz: local database unreachable: %s", exc)
         return _plain("local database unreachable", 503)
+    problem = broker_problem(current_app.extensions["celery"], state.config.SYNCD_QUEUE)
+    if problem is not None:
+        log.warning("readyz: %s", problem)
+        return _plain(problem, 503)
     return _plain("ok")
 
 

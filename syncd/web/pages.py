@@ -8,13 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from syncd import get_state
-from syncd.engine.errors import ConfigError
 from syncd.jobs import JobsFile, JobSpec
+from syncd.jobs_in_force import JobsInForce
 from syncd.models import FINISHED, RUN_STATUSES, TRIGGERS
 from syncd.stale_runs import housekeep_now_and_then
 from syncd.web.auth import operator_required, safe_next
@@ -35,12 +45,22 @@ bp = Blueprint("pages", __name__, template_folder="templates", static_folder="st
 TRUE = {"1", "true", "yes", "on"}
 
 
+def jobs_in_force() -> JobsInForce:
+    """The jobs in force, read once per request (the banner of every page shows a rejection)."""
+    if "syncd_jobs_in_force" not in g:
+        g.syncd_jobs_in_force = get_state().jobs_in_force()
+    return g.syncd_jobs_in_force  # type: ignore[no-any-return]
+
+
 def _jobs_file() -> tuple[JobsFile | None, str | None]:
-    """The validated jobs file, or None and the validation message."""
-    try:
-        return get_state().jobs(), None
-    except ConfigError as exc:
-        return None, str(exc)
+    """The jobs in force (None if no jobs file ever validated) and the rejection, if any."""
+    force = jobs_in_force()
+    return force.jobs, force.rejected
+
+
+@bp.app_context_processor
+def _banner() -> dict[str, Any]:
+    return {"jobs_in_force": jobs_in_force}
 
 
 def _job_or_404(name: str) -> JobSpec:

@@ -14,8 +14,13 @@
     return value === null || value === undefined ? "-" : Number(value).toLocaleString("en-US");
   }
 
+  var PHASES = { starting: "starting", full: "full load", incremental: "incremental pass",
+                 reconcile: "reconciling deletes" };
+
   function words(seconds) {
     if (seconds === null || seconds === undefined) { return "-"; }
+    if (seconds === 0) { return "0s"; }
+    if (seconds < 0.9995) { return Math.max(1, Math.round(seconds * 1000)) + "ms"; }
     if (seconds < 10) { return seconds.toFixed(1) + "s"; }
     var s = Math.round(seconds), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
     if (h) { return h + "h " + m + "m"; }
@@ -33,6 +38,7 @@
       if (key === "status") { return; }
       if (key === "duration_s") { el.textContent = words(value); }
       else if (counts.indexOf(key) >= 0) { el.textContent = number(value); }
+      else if (key === "phase") { el.textContent = PHASES[value] || value || ""; }
       else { el.textContent = value === null || value === undefined ? "" : value; }
       if (key === "activity") { el.hidden = !value; }
     });
