@@ -22,12 +22,14 @@ def trigger(job: str, full_refresh: bool) -> None:
     """Queue a run of JOB for the workers; print its run id alone on the last line."""
     from syncd import create_app, get_state
     from syncd.tasks import BrokerUnavailable, enqueue_run
+    from syncd.web.history import running_run
 
     app = create_app()
     state = get_state(app)
     try:
         with app.app_context():
             run_id = enqueue_run(state, job, "cli", full_refresh=full_refresh, started_by="cli")
+        running = running_run(state, job)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
@@ -37,7 +39,9 @@ def trigger(job: str, full_refresh: bool) -> None:
     finally:
         state.dispose()
     kind = "full refresh" if full_refresh else "sync"
-    click.echo(f"queued {kind} of job {job} as run #{run_id}; follow it with: syncd history {job}")
+    then = f"; it waits for run #{running} to finish" if running is not None else ""
+    click.echo(f"queued {kind} of job {job} as run #{run_id}{then}; follow it with: "
+               f"syncd history {job}")
     click.echo(str(run_id))
 
 

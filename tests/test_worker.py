@@ -262,7 +262,9 @@ def test_a_full_resync_asked_for_while_a_run_holds_the_job_waits_then_runs(datab
     with gate:
         first = trigger(env, "orders")
         gate.wait_until_reached()  # the first run holds the job, mid-load
-        resync = trigger(env, "orders", "--full-refresh")
+        asked = env.syncd("trigger", "orders", "--full-refresh", check=True).stdout
+        resync = int(asked.strip().splitlines()[-1])
+        assert f"as run #{resync}; it waits for run #{first} to finish;" in asked
         waiting = wait_for(lambda: (r := run_by_id(env.local_url, resync)) and
                            r["waiting_for"] == first and r, 30,
                            lambda: f"not waiting: {run_by_id(env.local_url, resync)}")
