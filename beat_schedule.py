@@ -30,6 +30,7 @@ from celery.beat import PersistentScheduler
 from celery.schedules import crontab
 
 from syncd.tasks import HOUSEKEEPING_TASK, SYNC_TASK, time_limits
+from syncd.verify_tasks import VERIFY_TASK
 
 log = logging.getLogger("syncd.beat")
 
@@ -40,6 +41,11 @@ RELOAD_EVERY = 5.0  # seconds between checks of the jobs file for changes
 def entry_name(job: str) -> str:
     """The beat entry of a job."""
     return f"sync-{job}"
+
+
+def verify_entry_name(job: str) -> str:
+    """The beat entry of a job's scheduled verify."""
+    return f"verify-{job}"
 
 
 def expires_after(schedule: Any, now: datetime | None = None) -> float:
@@ -92,6 +98,14 @@ def build_beat_schedule(jobs: Any, housekeeping_seconds: float, max_run_seconds:
     """Celery's ``beat_schedule`` for a validated jobs file (jobs without schedule: none)."""
     entries: dict[str, dict[str, Any]] = {}
     for job in jobs.jobs.values():
+        if job.verify_schedule is not None:
+            entries[verify_entry_name(job.name)] = {
+                "task": VERIFY_TASK,
+                "schedule": job.verify_schedule.celery_schedule(),
+                "kwargs": {"job": job.name},
+                "options": {"expires": expires_after(job.verify_schedule, now),
+                            **time_limits(job, max_run_seconds)},
+            }
         if job.schedule is None:
             continue
         entries[entry_name(job.name)] = {

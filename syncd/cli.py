@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 run failed, 2 bad configuration or unknown job,
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sys
 from typing import Any
@@ -18,6 +19,7 @@ from syncd import SyncdState, create_app, get_state
 from syncd.cli_notify import notify
 from syncd.cli_services import trigger, up
 from syncd.cli_users import tokens, users
+from syncd.cli_verify import verify
 from syncd.engine.errors import ConfigError, SourceRefused, SourceUnavailable, one_line
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED, EXIT_UNREACHABLE = 1, 2, 3, 3
@@ -63,7 +65,7 @@ def load_jobs_or_exit(state: SyncdState) -> Any:
     force = state.jobs_in_force()
     if force.rejected is not None:
         if force.jobs is None:
-            fail(f"{force.rejected}\nerror: {force.explanation()}", EXIT_CONFIG)
+            fail(f"{force.rejected} ({force.explanation()})", EXIT_CONFIG)
         click.echo(f"warning: jobs file rejected: {force.rejected}", err=True)
         click.echo(f"warning: {force.explanation()}", err=True)
     return force.jobs
@@ -72,6 +74,11 @@ def load_jobs_or_exit(state: SyncdState) -> Any:
 @click.group()
 def cli() -> None:
     """syncd: keep local tables in step with remote databases."""
+    # A rejected jobs file is reported by each command in its own words; the log line
+    # meant for worker and beat logs would only repeat it.
+    quiet = logging.getLogger("syncd.jobs")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
 
 
 @cli.group()
@@ -102,7 +109,7 @@ def check(ctx: Context) -> None:
     """Validate the jobs file and reach every source (exit 2 bad config, 3 unreachable)."""
     force = ctx.state.jobs_in_force()
     if force.rejected is not None:
-        fail(f"{force.rejected}\nerror: {force.explanation()}", EXIT_CONFIG)
+        fail(f"{force.rejected} ({force.explanation()})", EXIT_CONFIG)
     jobs = force.require()
     problems: list[tuple[int, str]] = []
     for source in jobs.sources.values():
@@ -135,6 +142,8 @@ def _check_source(path: str, source: Any, source_jobs: list[Any], local: str,
             try:
                 for warning in check_job(job.table_sync(), engine, local):
                     click.echo(one_line(f'warning: job "{job.name}": {warning}'))
+                if job.lookback_auto:
+                    click.echo(lookback_line(job, engine))
                 click.echo(one_line(f'ok: job "{job.name}" ({source.masked_url} {job.table})'))
             except ConfigError as exc:
                 problems.append((EXIT_CONFIG, f'{path}: job "{job.name}": {exc}'))
@@ -148,6 +157,18 @@ def _check_source(path: str, source: Any, source_jobs: list[Any], local: str,
     finally:
         engine.dispose()
     return problems
+
+
+def lookback_line(job: Any, engine: Any) -> str:
+    """What ``syncd check`` says of a job with ``lookback = "auto"``."""
+    from syncd.engine.lookback import check_auto, duration_words
+
+    problem = check_auto(job.table_sync(), engine)
+    if problem is None:
+        return (f'ok: job "{job.name}": lookback = "auto": the source shows its open '
+                "transactions")
+    return (f'warning: job "{job.name}": lookback = "auto" falls back to the fixed lookback '
+            f"of {duration_words(job.lookback)}: {problem}")
 
 
 @cli.command("jobs")
@@ -360,6 +381,7 @@ cli.add_command(up)
 cli.add_command(users)
 cli.add_command(tokens)
 cli.add_command(notify)
+cli.add_command(verify)
 
 
 def main() -> None:

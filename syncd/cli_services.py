@@ -21,12 +21,14 @@ EXIT_FAILED, EXIT_CONFIG = 1, 2
 def trigger(job: str, full_refresh: bool) -> None:
     """Queue a run of JOB for the workers; print its run id alone on the last line."""
     from syncd import create_app, get_state
+    from syncd.cli import load_jobs_or_exit
     from syncd.tasks import BrokerUnavailable, enqueue_run
     from syncd.web.history import running_run
 
     app = create_app()
     state = get_state(app)
     try:
+        load_jobs_or_exit(state)  # says so when a rejected file leaves the last good one
         with app.app_context():
             run_id = enqueue_run(state, job, "cli", full_refresh=full_refresh, started_by="cli")
         running = running_run(state, job)

@@ -37,7 +37,8 @@ SOURCE_KEYS = {"url", "timezone"}
 JOB_KEYS = {
     "name", "source", "table", "target", "mode", "cursor", "primary_key", "columns",
     "schedule", "batch_size", "lookback", "deletes", "max_delete_ratio",
-    "on_schema_change", "timeout", "on_unrepresentable", "max_age",
+    "on_schema_change", "timeout", "on_unrepresentable", "max_age", "verify_schedule",
+    "verify_repair",
 }
 STALE_PERIODS = 3  # default max_age: this many schedule periods
 
@@ -113,6 +114,9 @@ class JobSpec:
     timeout: timedelta | None
     on_unrepresentable: str = "fail"
     max_age: timedelta | None = None  # as written in the jobs file; see stale_after()
+    lookback_auto: bool = False  # lookback = "auto" (``lookback`` then holds the fallback)
+    verify_schedule: Schedule | None = None  # scheduled `syncd verify` runs
+    verify_repair: bool = False  # scheduled verifies also repair what they find
 
     def stale_after(self, now: datetime) -> timedelta | None:
         """Data older than this is stale: ``max_age``, else three schedule periods.
@@ -144,6 +148,7 @@ class JobSpec:
             on_schema_change=self.on_schema_change,
             source_timezone=self.source.timezone,
             on_unrepresentable=self.on_unrepresentable,
+            lookback_auto=self.lookback_auto,
         )
 
 
@@ -397,6 +402,9 @@ def _parse_job(index: int, raw: Any, label: str, sources: dict[str, SourceSpec])
     schedule = raw.get("schedule")
     timeout = raw.get("timeout")
     max_age = raw.get("max_age")
+    lookback = raw.get("lookback", "1m")
+    lookback_auto = lookback == "auto"
+    verify_schedule = raw.get("verify_schedule")
     return JobSpec(
         name=name,
         source=sources[source_name],
@@ -408,14 +416,26 @@ def _parse_job(index: int, raw: Any, label: str, sources: dict[str, SourceSpec])
         columns=_names(columns, f'{where}: field "columns"') if columns is not None else None,
         schedule=parse_schedule(schedule, f'{where}: field "schedule"') if schedule else None,
         batch_size=batch_size,
-        lookback=parse_duration(raw.get("lookback", "1m"), f'{where}: field "lookback"'),
+        lookback=parse_duration("1m" if lookback_auto else lookback,
+                                f'{where}: field "lookback"'),
         deletes=_choice(raw, "deletes", ("ignore", "reconcile"), where),
         max_delete_ratio=float(ratio),
         on_schema_change=_choice(raw, "on_schema_change", ("evolve", "fail"), where),
         timeout=parse_duration(timeout, f'{where}: field "timeout"') if timeout else None,
         on_unrepresentable=_choice(raw, "on_unrepresentable", ("fail", "null"), where),
         max_age=_max_age(max_age, f'{where}: field "max_age"') if max_age is not None else None,
+        lookback_auto=lookback_auto,
+        verify_schedule=parse_schedule(verify_schedule, f'{where}: field "verify_schedule"')
+        if verify_schedule is not None else None,
+        verify_repair=_flag(raw, "verify_repair", where),
     )
+
+
+def _flag(raw: dict[str, Any], key: str, where: str) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f'{where}: field "{key}": must be true or false')
+    return value
 
 
 def _max_age(value: Any, where: str) -> timedelta:

@@ -26,7 +26,7 @@ from syncd.engine.drift import column_types  # noqa: F401  (part of the schema)
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "skipped", "abandoned", "cancelled")
 FINISHED = ("succeeded", "failed", "skipped", "abandoned", "cancelled")
-TRIGGERS = ("schedule", "manual", "api", "cli")
+TRIGGERS = ("schedule", "manual", "api", "cli", "verify")
 ROLES = ("operator", "viewer")
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -95,6 +95,12 @@ class SyncRun(Base):
     waiting_for: Mapped[int | None] = mapped_column(BigInteger)  # queued behind this run
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_by: Mapped[str | None] = mapped_column(String(100))
+    # Verify runs (trigger "verify"); NULL on sync runs.
+    rows_compared: Mapped[int | None] = mapped_column(BigInteger)
+    rows_different: Mapped[int | None] = mapped_column(BigInteger)
+    rows_repaired: Mapped[int | None] = mapped_column(BigInteger)
+    verify_json: Mapped[str | None] = mapped_column("verify", Text)  # JSON: repair, examples
+    lookback_json: Mapped[str | None] = mapped_column("lookback_bound", Text)  # lookback "auto"
 
     __table_args__ = (
         Index("ix_syncd_runs_job_id", "job", "id"),
@@ -185,6 +191,11 @@ class SyncRun(Base):
             "cancel_requested_at": iso(self.cancel_requested_at),
             "cancelled_by": self.cancelled_by,
             "activity": self.activity,
+            "rows_compared": self.rows_compared,
+            "rows_different": self.rows_different,
+            "rows_repaired": self.rows_repaired,
+            "verify": json.loads(self.verify_json) if self.verify_json else None,
+            "lookback_bound": json.loads(self.lookback_json) if self.lookback_json else None,
         }
 
 

@@ -434,6 +434,7 @@ def _outcome(progress: Progress, result: SyncResult, error: BaseException | None
         "cursor_before": _json(result.cursor_before if error is None else progress.cursor_before),
         "cursor_after": _json(result.cursor_after if error is None else progress.cursor),
         "warnings_json": json.dumps(warnings) if warnings else None,
+        "lookback_json": json.dumps(progress.lookback) if progress.lookback else None,
         "status": "succeeded" if error is None else "failed",
     }
     if isinstance(error, RunCancelled):

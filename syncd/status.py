@@ -31,7 +31,8 @@ def last_successes(state: SyncdState, names: list[str]) -> dict[str, SyncRun]:
     with state.sessions() as session:
         for name in names:
             run = session.scalar(
-                select(SyncRun).where(SyncRun.job == name, SyncRun.status == "succeeded")
+                select(SyncRun).where(SyncRun.job == name, SyncRun.status == "succeeded",
+                                      SyncRun.trigger != "verify")  # verify copies nothing new
                 .order_by(SyncRun.id.desc()).limit(1)
             )
             if run is not None:

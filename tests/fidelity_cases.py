@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 
@@ -41,7 +41,8 @@ def _bits(v: Any) -> Any:
 
 def _dec(v: Any) -> Any:
     d = Decimal(_text(v))
-    return ("nan",) if d.is_nan() else (d, d.normalize().as_tuple())
+    exact = Context(prec=max(28, len(d.as_tuple().digits)))  # normalize() alone rounds
+    return ("nan",) if d.is_nan() else (d, d.normalize(exact).as_tuple())
 
 
 def _float8(v: Any) -> Any:

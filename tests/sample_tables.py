@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -97,7 +97,8 @@ def _norm(value: Any) -> Any:
     if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value):
         value = Decimal(value)
     if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
+        exact = Context(prec=max(28, len(value.as_tuple().digits)))  # no rounding
+        return format(value.normalize(exact), "f")
     return value
 
 

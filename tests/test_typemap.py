@@ -123,3 +123,14 @@ def test_check_refuses_a_column_type_it_cannot_map(databases, make_env):  # type
     assert expected in check.stderr + check.stdout
     assert run.returncode == 2 and expected in run.stderr
     assert "Traceback" not in check.stderr + run.stderr
+
+
+def test_decimal_checks_count_every_digit_of_long_numbers() -> None:
+    """Decimal's normalize() rounds to 28 digits: 40 digits must not pass as fewer."""
+    fits = v.decimal_fits(65, 30)
+    with pytest.raises(v.Unrepresentable, match=r"beyond DECIMAL\(65,30\)"):
+        fits("1." + "0" * 38 + "1")  # 39 fraction digits
+    assert fits("1" * 35 + "." + "1" * 30) == "1" * 35 + "." + "1" * 30
+    canon = v.canonical("decimal")
+    assert canon("1." + "0" * 38 + "1") != canon("1")
+    assert canon("12345678901234567890.1234567890000") == canon("12345678901234567890.123456789")

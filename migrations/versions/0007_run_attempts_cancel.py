@@ -1,7 +1,7 @@
 """Runs: each attempt's error and the next try, the run a queued run waits for, cancel.
 
 Revision ID: 0007
-Revises: 0005 (0006 once the revision 0006 of another branch is merged)
+Revises: 0006
 Create Date: 2026-11-26
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

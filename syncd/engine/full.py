@@ -22,6 +22,7 @@ from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
 from syncd.engine.drift import record_columns
 from syncd.engine.load import writer_for
+from syncd.engine.lookback import read_clock, start_auto
 from syncd.engine.queries import diff_counts, full_scan, max_cursor, row_count
 from syncd.engine.readers import fetch_rows, read_batches, select_list
 from syncd.engine.schema import SourceTable, create_local_table, local_table, pk_name
@@ -79,10 +80,18 @@ def _start_cursor(ctx: SyncContext) -> Any:
     if not ctx.spec.cursor or ctx.spec.mode != "incremental":
         return None
     plan = next(p for p in ctx.plans if p.name == ctx.spec.cursor)
+    auto = start_auto(ctx)  # lookback = "auto": not past the oldest open transaction
     with translated_errors(f"source table {ctx.spec.qualified_table}"), ctx.source.connect() as s:
+        clock = read_clock(s) if auto is not None else None
         rows = fetch_rows(s, max_cursor(ctx.src.table, ctx.spec.cursor), 1)
     value = rows[0][0] if rows else None
-    return None if value is None else plan.key(value)
+    if value is None:
+        return None
+    if auto is None or clock is None:
+        return plan.key(value)
+    start = auto.load_start(plan.key(value), clock)
+    ctx.progress.lookback = auto.record()
+    return start
 
 
 def _kept_columns(conn: Connection, target: str, src: SourceTable) -> list[Column[Any]]:

@@ -7,7 +7,7 @@ transaction keeps an old snapshot and sees no new rows).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from syncd.engine.checkpoint import Checkpoint, save_checkpoint
@@ -15,6 +15,7 @@ from syncd.engine.connect import translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
 from syncd.engine.load import writer_for
+from syncd.engine.lookback import read_clock, start_auto
 from syncd.engine.queries import count_null_cursor, incremental_batch
 from syncd.engine.readers import fetch_rows, select_list
 from syncd.engine.schema import local_target
@@ -29,7 +30,8 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
     position = None if point.position is None else tuple(
         ctx.decode(v, name) for v, name in zip(point.position, src.primary_key))
     best: tuple[Any, ...] | None = None if cursor is None else (cursor, *(position or ()))
-    after, lower = _start(ctx, cursor, position)
+    auto = start_auto(ctx)
+    after, lower = _start(ctx, cursor, position, fixed_lookback=auto is None)
     with ctx.writing() as conn:
         local_target(conn, src, spec, ctx.plans)
     convert = RowConverter(spec.job, ctx.plans, src.primary_key, progress,
@@ -44,17 +46,21 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
         query = incremental_batch(src.table, src.columns, spec.cursor, src.primary_key,
                                   after, lower, spec.batch_size, read)
         with translated_errors(where), ctx.source.connect() as s:
+            clock = read_clock(s) if auto is not None else None  # before the batch's snapshot
             rows = fetch_rows(s, query, spec.batch_size)
+        if auto is not None and clock is not None:
+            auto.last = clock
         if not rows:
             break
         key = tuple(plan.key(rows[-1][i]) for plan, i in zip(key_plans, order))
+        save = key if auto is None or clock is None else auto.checkpoint(key, clock)
         values = convert(rows)
         with ctx.writing() as conn:
             inserted, updated = writer_for(conn, target).upsert(values)
-            if _ahead(key, best):
-                save_checkpoint(conn, Checkpoint(spec.job, "incremental", cursor=key[0],
-                                                 position=key[1:]))
-                best = key
+            if save is not None and _ahead(save, best):
+                save_checkpoint(conn, Checkpoint(spec.job, "incremental", cursor=save[0],
+                                                 position=save[1:] or None))
+                best = save
         progress.rows_read += len(rows)
         progress.rows_inserted += inserted
         progress.rows_updated += updated
@@ -70,14 +76,22 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
         "(a full refresh loads them)", int(nulls))
     if best is not None:
         progress.cursor = best[0]
+    if auto is not None:
+        progress.lookback = auto.record()
+        held = auto.warning()
+        if held:
+            progress.warn(held)
 
 
 def _start(ctx: SyncContext, cursor: Any, position: tuple[Any, ...] | None,
-           ) -> tuple[tuple[Any, ...] | None, Any]:
-    """Where the first batch starts: strictly after (cursor, pk), or at cursor - lookback."""
+           fixed_lookback: bool = True) -> tuple[tuple[Any, ...] | None, Any]:
+    """Where the first batch starts: strictly after (cursor, pk), or at cursor - lookback.
+
+    ``fixed_lookback`` False (``lookback = "auto"``): the checkpoint is already final.
+    """
     if cursor is None:
         return None, None
-    lookback = ctx.spec.lookback
+    lookback = ctx.spec.lookback if fixed_lookback else timedelta(0)
     moment = cursor
     if isinstance(cursor, str):  # a SQLite date-time, as stored
         try:

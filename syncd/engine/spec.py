@@ -27,6 +27,7 @@ class TableSync:
     on_schema_change: str = "evolve"  # "evolve" | "fail"
     source_timezone: str = "UTC"
     on_unrepresentable: str = "fail"  # "fail" | "null": a value the local type cannot hold
+    lookback_auto: bool = False  # lookback = "auto" (``lookback`` is then the fallback)
 
     @property
     def qualified_table(self) -> str:
@@ -47,6 +48,7 @@ class Progress:
     cursor: Any = None  # cursor value reached so far (incremental)
     cursor_before: Any = None  # cursor value the run started from
     warnings: dict[str, int] = field(default_factory=dict)
+    lookback: dict[str, Any] | None = None  # lookback = "auto": the bound the run used
 
     def warn(self, message: str, count: int = 1) -> None:
         """Count ``count`` more occurrences of a warning message."""

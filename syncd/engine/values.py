@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -156,7 +156,7 @@ def decimal_fits(precision: int, scale: int) -> Converter:
             raise Unrepresentable(f"{_kind(value)} in a numeric column") from None
         if not number.is_finite():
             raise Unrepresentable("NaN" if number.is_nan() else "infinity")
-        digits = number.normalize().as_tuple()
+        digits = exact_normal(number).as_tuple()
         exponent = int(digits.exponent)
         fraction = max(0, -exponent)
         whole = len(digits.digits) + exponent if digits.digits != (0,) else 0
@@ -165,6 +165,12 @@ def decimal_fits(precision: int, scale: int) -> Converter:
         return text if "e" not in text.lower() else format(number, "f")
 
     return check
+
+
+def exact_normal(number: Decimal) -> Decimal:
+    """``number`` without trailing zeros, never rounded (``normalize()`` alone rounds to the
+    context's 28 digits)."""
+    return number.normalize(Context(prec=max(28, len(number.as_tuple().digits))))
 
 
 def number_text(value: Any) -> Any:
@@ -367,8 +373,8 @@ def _canon_bytes(value: Any) -> Any:
 
 _CANON: dict[str, Converter] = {
     "int": lambda v: int(str(v)), "year": lambda v: int(str(v)),
-    "decimal": lambda v: Decimal(str(v)).normalize(),
-    "money": lambda v: Decimal(str(v)).normalize(),
+    "decimal": lambda v: exact_normal(Decimal(str(v))),
+    "money": lambda v: exact_normal(Decimal(str(v))),
     "float4": float, "float8": float,
     "datetime": _canon_datetime, "timestamp_utc": _canon_datetime,
     "timestamptz": _canon_datetime,

@@ -73,11 +73,14 @@ def _error(run: SyncRun) -> str:
 
 
 def _streak(session: Session, run: SyncRun) -> list[str]:
-    """Statuses of the job's succeeded and failed runs up to ``run``, newest first."""
+    """Statuses of the job's succeeded and failed runs up to ``run``, newest first
+    (of its verify runs for a verify run, of its syncs otherwise)."""
+    kind = SyncRun.trigger == "verify" if run.trigger == "verify" else \
+        SyncRun.trigger != "verify"
     return list(session.scalars(
         select(SyncRun.status)
         .where(SyncRun.job == run.job, SyncRun.status.in_(("succeeded", "failed")),
-               SyncRun.id <= run.id)
+               SyncRun.id <= run.id, kind)
         .order_by(SyncRun.id.desc()).limit(STREAK_LIMIT + 1)
     ))
 
@@ -134,7 +137,8 @@ def stale_event(session: Session, spec: JobSpec, now: datetime) -> Event | None:
     if max_age is None:
         return None
     last_ok = session.scalars(
-        select(SyncRun).where(SyncRun.job == spec.name, SyncRun.status == "succeeded")
+        select(SyncRun).where(SyncRun.job == spec.name, SyncRun.status == "succeeded",
+                              SyncRun.trigger != "verify")  # a verify copies nothing new
         .order_by(SyncRun.id.desc()).limit(1)
     ).first()
     since: datetime | None

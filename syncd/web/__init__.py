@@ -29,13 +29,14 @@ class MissingSecretKey(RuntimeError):
 
 def init_web(app: Flask) -> None:
     """Register the web blueprints, login, CSRF protection and security headers on ``app``."""
-    from syncd.web import admin, alerts, api, auth, ops, pages, workers
+    from syncd.web import admin, alerts, api, auth, ops, pages, verify, workers
     from syncd.web.display import register_filters
 
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session's lifetime
     csrf.init_app(app)
     auth.login_manager.init_app(app)
     register_filters(app)
+    verify.init_verify(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)

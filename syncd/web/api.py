@@ -96,7 +96,7 @@ def sync(name: str) -> Any:
     from syncd.tasks import BrokerUnavailable, enqueue_run
 
     state = get_state()
-    full_refresh = _flags(("full_refresh",)).get("full_refresh", False)
+    full_refresh = json_flags(("full_refresh",)).get("full_refresh", False)
     try:
         jobs_file = state.jobs()
     except ConfigError as exc:
@@ -122,7 +122,7 @@ def cancel(run_id: int) -> Any:
     with ``cancel_requested_at`` until its next batch boundary, or already finished)."""
     from syncd.cancel import request_cancel
 
-    _flags(())  # no body expected: a body that is not JSON is still a mistake
+    json_flags(())  # no body expected: a body that is not JSON is still a mistake
     outcome = request_cancel(get_state(), run_id, by=f"token:{g.api_token_name}")
     if outcome.run is None:
         abort(404, f"no run #{run_id}")
@@ -131,26 +131,26 @@ def cancel(run_id: int) -> Any:
     return jsonify(data)
 
 
-def _flags(allowed: tuple[str, ...]) -> dict[str, bool]:
+def json_flags(allowed: tuple[str, ...]) -> dict[str, bool]:
     """The request's JSON body: an object of booleans with ``allowed`` keys (empty: {}).
 
     400 with a message for a body that is not JSON, not an object, an unknown key or a
     value that is not true or false (``"false"`` is a string, not false).
     """
+    example = f' such as {{"{allowed[0]}": true}}' if allowed else ""
     raw = request.get_data(cache=True)
     if not raw.strip():
         return {}
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        abort(400, "the body must be JSON, e.g. {\"full_refresh\": false}"
-              if allowed else "the body must be empty or JSON")
+        abort(400, f"the body must be JSON: empty or an object{example}")
     if not isinstance(body, dict):
-        abort(400, "the body must be a JSON object")
+        abort(400, f"the body must be a JSON object{example}")
     unknown = sorted(set(body) - set(allowed))
     if unknown:
         abort(400, f"unknown field(s) {', '.join(json.dumps(k) for k in unknown)}"
-              + (f" (fields: {', '.join(allowed)})" if allowed else ""))
+              + (f" (fields: {', '.join(allowed)})" if allowed else " (no body expected)"))
     for key, value in body.items():
         if not isinstance(value, bool):
             abort(400, f"{key} must be true or false (a JSON boolean), not "

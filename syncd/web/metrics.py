@@ -218,6 +218,9 @@ class RunsCollector(Collector):
 
 def metrics_registry(state: SyncdState) -> CollectorRegistry:
     """A registry of its own (not the global one), holding the runs collector."""
+    from syncd.web.verify import VerifyCollector
+
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RunsCollector(state))
+    registry.register(VerifyCollector(state))
     return registry

@@ -1,0 +1,148 @@
+"""`syncd verify` figures, side by side with a full load of the same table in the same round.
+
+Creates a MariaDB table of N rows (BIGINT key, VARCHAR, DECIMAL, INT, TEXT,
+DATETIME(6), as bench_load.py), then measures:
+  - `syncd run` full load MariaDB -> PostgreSQL (the yardstick),
+  - `syncd verify` of the identical tables (target: under 20% of the full load),
+  - 100 scattered differences made at the source with the cursor left unchanged
+    (updated, deleted and inserted rows: no incremental run can see them), then
+    `syncd verify --repair` finding and repairing them (target: under 30%),
+  - the peak memory of each `syncd` process (target: under 150 MB).
+
+Usage: python bench/bench_verify.py [--rows 1000000]
+Needs the local MariaDB (root, no password) and PostgreSQL (postgres, trust).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+MY_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/"
+NAME = "syncd_bench_verify"
+DIFFERENCES = 100
+
+
+def admin(url: str, *sql: str) -> None:
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for statement in sql:
+            conn.exec_driver_sql(statement)
+    engine.dispose()
+
+
+def make_source(rows: int) -> str:
+    admin(MY_ADMIN, f"DROP DATABASE IF EXISTS {NAME}", f"CREATE DATABASE {NAME}")
+    url = f"mysql+pymysql://root@127.0.0.1:3306/{NAME}"
+    admin(url,
+          "CREATE TABLE orders (id BIGINT PRIMARY KEY, customer VARCHAR(100), "
+          "amount DECIMAL(12,4), qty INT, note TEXT, updated_at DATETIME(6), "
+          "KEY ix_orders_updated_at_id (updated_at, id))",
+          "INSERT INTO orders SELECT seq, CONCAT('customer ', MOD(seq, 97)), "
+          "MOD(seq * 7919, 10000000) / 10000, MOD(seq, 500), "
+          "IF(MOD(seq, 7) = 0, NULL, CONCAT('note for order ', seq, ' with some text')), "
+          "TIMESTAMP('2026-01-01 00:00:00') + INTERVAL (seq DIV 3) SECOND "
+          f"+ INTERVAL MOD(seq, 1000) MICROSECOND FROM seq_1_to_{rows}")
+    return url
+
+
+def scattered(rows: int, count: int, offset: int) -> list[int]:
+    """``count`` keys spread over the table."""
+    step = rows // (count + 1)
+    return [step * (i + 1) + offset for i in range(count)]
+
+
+def syncd(env: dict[str, str], *args: str, ok: tuple[int, ...] = (0,)) -> tuple[float, int, str]:
+    """Run syncd; return wall seconds, peak RSS (KiB) of that process alone, stdout."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "syncd", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(proc.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    elapsed = time.perf_counter() - started
+    if code not in ok:
+        raise SystemExit(f"syncd {' '.join(args)} exited {code}:\n{out}\n{err}")
+    return elapsed, usage.ru_maxrss, out
+
+
+def last_run(env: dict[str, str]) -> dict[str, object]:
+    out = subprocess.run([sys.executable, "-m", "syncd", "history", "--json", "--limit", "1"],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out)[0]  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="syncd-bench-verify-"))
+    print(f"creating {args.rows:,} source rows in MariaDB ...", flush=True)
+    source = make_source(args.rows)
+    third = DIFFERENCES // 3
+    inserted = scattered(args.rows, third, 1)  # removed now, inserted again after the load
+    admin(source, f"CREATE TABLE late AS SELECT * FROM orders WHERE id IN "
+                  f"({', '.join(map(str, inserted))})",
+          f"DELETE FROM orders WHERE id IN ({', '.join(map(str, inserted))})")
+
+    admin(PG_ADMIN, f"DROP DATABASE IF EXISTS {NAME}_local WITH (FORCE)",
+          f"CREATE DATABASE {NAME}_local")
+    local = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{NAME}_local"
+    jobs = work / "jobs.toml"
+    jobs.write_text(f'[sources.bench]\nurl = "{source}"\n\n[[jobs]]\nname = "orders"\n'
+                    f'source = "bench"\ntable = "orders"\ncursor = "updated_at"\n')
+    env = dict(os.environ, SYNCD_DATABASE_URL=local, SYNCD_JOBS_FILE=str(jobs),
+               SYNCD_VAR_DIR=str(work / "var"))
+    syncd(env, "db", "upgrade")
+    results = []
+    _, peak, _ = syncd(env, "run", "orders")
+    load = float(last_run(env)["duration_s"])  # type: ignore[arg-type]
+    results.append(("syncd run: full load MariaDB -> PostgreSQL", load, peak, ""))
+
+    _, peak, _ = syncd(env, "verify", "orders")
+    run = last_run(env)
+    found = run["verify"]
+    results.append(("syncd verify: identical tables", float(run["duration_s"]),  # type: ignore[arg-type]
+                     peak, f"{run['rows_compared']:,} rows, {found['segments']} segments, "  # type: ignore[index]
+                           f"{found['segments_row_by_row']} row by row"))  # type: ignore[index]
+
+    updated = scattered(args.rows, third, 2)
+    deleted = scattered(args.rows, DIFFERENCES - 2 * third, 3)
+    admin(source, "UPDATE orders SET note = CONCAT(IFNULL(note, ''), ' changed'), qty = -qty "
+                  f"WHERE id IN ({', '.join(map(str, updated))})",
+          f"DELETE FROM orders WHERE id IN ({', '.join(map(str, deleted))})",
+          "INSERT INTO orders SELECT * FROM late")
+    _, peak, _ = syncd(env, "run", "orders")  # the cursor did not move: it sees nothing
+    incremental = last_run(env)
+    _, peak, out = syncd(env, "verify", "orders", "--repair")
+    run = last_run(env)
+    found = run["verify"]
+    results.append((f"syncd verify --repair: {DIFFERENCES} differences", float(
+        run["duration_s"]), peak, f"{run['rows_different']} found, {run['rows_repaired']} "  # type: ignore[arg-type]
+        f"repaired, {found['segments']} segments, {found['segments_row_by_row']} row by row"))  # type: ignore[index]
+    _, _, _ = syncd(env, "verify", "orders")
+    after = last_run(env)
+
+    print()
+    print(f"incremental run after the differences: read {incremental['rows_read']}, "
+          f"inserted {incremental['rows_inserted']}, updated {incremental['rows_updated']}")
+    print(f"{'case':<46} {'seconds':>8} {'vs load':>8} {'peak RSS':>10}  notes")
+    for label, seconds, peak_kib, notes in results:
+        print(f"{label:<46} {seconds:8.2f} {seconds / load:7.0%} {peak_kib / 1024:7.0f} MiB  "
+              f"{notes}")
+    print(f"verify after the repair: {after['status']}, {after['rows_different']} different")
+    admin(PG_ADMIN, f"DROP DATABASE IF EXISTS {NAME}_local WITH (FORCE)")
+    admin(MY_ADMIN, f"DROP DATABASE IF EXISTS {NAME}")
+
+
+if __name__ == "__main__":
+    main()
