@@ -14,7 +14,7 @@ COPY pyproject.toml README.md config.py beat_schedule.py alembic.ini ./
 COPY syncd ./syncd
 COPY migrations ./migrations
 # Editable install: the migrations stay next to the package, where `syncd db upgrade` finds them.
-RUN pip install -e ".[redis]" && syncd --help >/dev/null
+RUN pip install -e ".[redis,fast]" && syncd --help >/dev/null
 
 USER syncd
 EXPOSE 8000

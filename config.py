@@ -99,6 +99,9 @@ class Config:
         # housekeeping marks it abandoned.
         self.SYNCD_QUEUED_TIMEOUT = seconds(env.get("SYNCD_QUEUED_TIMEOUT", "1h"),
                                             "SYNCD_QUEUED_TIMEOUT")
+        # The driver that reads MySQL sources in full loads: "auto" (asyncmy when installed,
+        # with pip install 'syncd[fast]'), "pymysql" or "asyncmy".
+        self.SYNCD_MYSQL_READER = env.get("SYNCD_MYSQL_READER", "auto").strip().lower()
         for key, value in overrides.items():
             setattr(self, key, value)
         if "SESSION_COOKIE_SECURE" not in overrides:

@@ -47,8 +47,11 @@ class SyncdState:
         self.engine.dispose()
 
 
-def create_app(config: Any = None) -> Flask:
-    """Build the syncd Flask app. ``config``: a Config, a dict of overrides, or None."""
+def create_app(config: Any = None, web: bool = True) -> Flask:
+    """Build the syncd Flask app. ``config``: a Config, a dict of overrides, or None.
+
+    ``web=False``: without the web pages (a command that only runs a sync starts faster).
+    """
     from flask import Flask
 
     from config import Config
@@ -65,9 +68,10 @@ def create_app(config: Any = None) -> Flask:
     from syncd.celery_app import celery_init_app
 
     celery_init_app(app)
-    from syncd.web import init_web
+    if web:
+        from syncd.web import init_web
 
-    init_web(app)
+        init_web(app)
     return app
 
 

@@ -36,11 +36,12 @@ class Context:
 
     def __init__(self) -> None:
         self._app: Any = None
+        self.web = True  # False: a command that needs no web pages (faster start)
 
     @property
     def app(self) -> Any:
         if self._app is None:
-            self._app = create_app()
+            self._app = create_app(web=self.web)
         return self._app
 
     @property
@@ -212,6 +213,7 @@ def _run_now(ctx: Context, job: str, full_refresh: bool) -> None:
     from syncd.retry import LocalUnavailable
     from syncd.runner import RunRequest, describe, run_job
 
+    ctx.web = False
     state = ctx.state
     jobs = load_jobs_or_exit(state)
     try:

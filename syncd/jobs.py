@@ -32,13 +32,16 @@ ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_NAME = 200  # longest table or column name accepted (MySQL allows 64, PostgreSQL 63)
 MAX_DURATION = timedelta(days=3650)  # longer makes no sense as a schedule, timeout or lookback
+SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB)?\s*$", re.IGNORECASE)
+SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+DEFAULT_BATCH_BYTES = 32 * 1024**2
 
 SOURCE_KEYS = {"url", "timezone"}
 JOB_KEYS = {
     "name", "source", "table", "target", "mode", "cursor", "primary_key", "columns",
     "schedule", "batch_size", "lookback", "deletes", "max_delete_ratio",
     "on_schema_change", "timeout", "on_unrepresentable", "max_age", "verify_schedule",
-    "verify_repair",
+    "verify_repair", "batch_bytes",
 }
 STALE_PERIODS = 3  # default max_age: this many schedule periods
 
@@ -117,6 +120,7 @@ class JobSpec:
     lookback_auto: bool = False  # lookback = "auto" (``lookback`` then holds the fallback)
     verify_schedule: Schedule | None = None  # scheduled `syncd verify` runs
     verify_repair: bool = False  # scheduled verifies also repair what they find
+    batch_bytes: int = DEFAULT_BATCH_BYTES  # a batch also ends at this many bytes
 
     def stale_after(self, now: datetime) -> timedelta | None:
         """Data older than this is stale: ``max_age``, else three schedule periods.
@@ -142,6 +146,7 @@ class JobSpec:
             primary_key=self.primary_key,
             columns=self.columns,
             batch_size=self.batch_size,
+            batch_bytes=self.batch_bytes,
             lookback=self.lookback,
             deletes=self.deletes,
             max_delete_ratio=self.max_delete_ratio,
@@ -173,6 +178,19 @@ class JobsFile:
 def mask_url(url: str) -> str:
     """``mysql+pymysql://reader:secret@host/db`` -> ``mysql+pymysql://reader:***@host/db``."""
     return masked(url)
+
+
+def parse_size(text: Any, where: str) -> int:
+    """A size such as "32MB", "512KB" or a number of bytes (at least 1 KB)."""
+    match = SIZE.match(str(text)) if isinstance(text, (str, int)) and not isinstance(
+        text, bool) else None
+    if not match:
+        raise ConfigError(f'{where}: must be a size such as "32MB", "512KB" or bytes, '
+                          f"got {text!r}")
+    size = int(match.group(1)) * SIZE_UNITS[(match.group(2) or "b").lower()]
+    if size < 1024:
+        raise ConfigError(f'{where}: must be at least 1KB, got {text!r}')
+    return size
 
 
 def parse_duration(text: str, where: str) -> timedelta:
@@ -416,6 +434,7 @@ def _parse_job(index: int, raw: Any, label: str, sources: dict[str, SourceSpec])
         columns=_names(columns, f'{where}: field "columns"') if columns is not None else None,
         schedule=parse_schedule(schedule, f'{where}: field "schedule"') if schedule else None,
         batch_size=batch_size,
+        batch_bytes=parse_size(raw.get("batch_bytes", "32MB"), f'{where}: field "batch_bytes"'),
         lookback=parse_duration("1m" if lookback_auto else lookback,
                                 f'{where}: field "lookback"'),
         deletes=_choice(raw, "deletes", ("ignore", "reconcile"), where),

@@ -360,7 +360,8 @@ def _sync(spec: JobSpec, state: SyncdState, full_refresh: bool, progress: Progre
         except (SourceUnavailable, SourceRefused, ConfigError) as exc:
             raise type(exc)(f"{where}: {exc}") from exc
         return sync_table(spec.table_sync(), source, state.engine, full_refresh=full_refresh,
-                          progress=progress, on_progress=recorder, guard=fence)
+                          progress=progress, on_progress=recorder, guard=fence,
+                          mysql_reader=str(state.config.SYNCD_MYSQL_READER))
     finally:
         source.dispose()
 
@@ -408,8 +409,10 @@ def _finish(state: SyncdState, run: SyncRun, progress: Progress, result: SyncRes
     values["next_attempt_at"] = None
     values["attempt_errors_json"] = json.dumps(attempt_errors) if attempt_errors else None
     try:
-        return local_write(lambda: _record(state, run.id, values), backoff,
-                           "record the outcome of the run")
+        recorded = local_write(lambda: _record(state, run.id, values), backoff,
+                               "record the outcome of the run")
+        recorded.reader = progress.reader  # type: ignore[attr-defined]
+        return recorded
     except LocalUnavailable as exc:
         for key, value in values.items():
             setattr(run, key, value)
@@ -478,6 +481,8 @@ def describe(run: SyncRun) -> str:
         line += f" in {data['duration_s']:.2f}s"
     if data["cursor_after"] is not None:
         line += f" cursor={data['cursor_after']}"
+    if getattr(run, "reader", None):
+        line += f" reader={run.reader}"  # type: ignore[attr-defined]
     for warning in data["warnings"]:
         line += f" [warning: {warning['message']} x{warning['count']}]"
     if run.activity:  # a queued or running run: waiting, retrying, being cancelled

@@ -20,9 +20,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import Databases
+from conftest import Databases, SyncdEnv
 from fidelity_cases import CASES, PG_TYPES, Case
 from test_sync import jobs_toml, make_state, run
+
+from syncd import get_state
+from syncd.db import upgrade
+from syncd.engine import fastread
 
 LOCALS = ("postgres", "mysql", "sqlite")
 TIME_1 = "2026-01-01 00:00:00"
@@ -125,15 +129,22 @@ def _key(value: Any) -> Any:
         return value
 
 
-def _sync_pair(dbs: Databases, tmp: Path, source_kind: str, local_kind: str) -> Synced:
+def _sync_pair(dbs: Databases, tmp: Path, source_kind: str, local_kind: str,
+               reader: str) -> Synced:
     cases = [c for c in CASES[source_kind] if local_kind not in c.refused]
     src, local = dbs.make(source_kind), dbs.make(local_kind)
     _create_source(src, source_kind, cases)
-    state = make_state(tmp, local, jobs_toml(src, name="fid", table="fid", batch_size=2))
+    env = SyncdEnv(tmp, local, jobs_toml(src, name="fid", table="fid", batch_size=2))
+    env.extra_env["SYNCD_MYSQL_READER"] = reader
+    state = get_state(env.app())
+    upgrade(state.engine)
     try:
         full = run(state, "fid")
         if full.status != "succeeded":
             return Synced(error=f"full load: {full.error}")
+        used = getattr(full, "reader", None)
+        if source_kind == "mysql" and used != reader:
+            return Synced(error=f"full load read by {used}, not {reader}")
         _copy_rows_for_incremental(src, source_kind, cases)
         incremental = run(state, "fid")
         if incremental.status != "succeeded":
@@ -155,38 +166,42 @@ def _sync_pair(dbs: Databases, tmp: Path, source_kind: str, local_kind: str) -> 
 
 @pytest.fixture(scope="module")
 def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """``matrix(source_kind, local_kind)``: the synced pair, made once per module."""
+    """``matrix(source_kind, local_kind, reader)``: the synced pair, made once per module."""
     tmp = tmp_path_factory.mktemp("fidelity")
     dbs = Databases(tmp)
-    done: dict[tuple[str, str], Synced] = {}
+    done: dict[tuple[str, str, str], Synced] = {}
 
-    def get(source_kind: str, local_kind: str) -> Synced:
-        if (source_kind, local_kind) not in done:
-            pair_dir = tmp / f"{source_kind}-{local_kind}"
+    def get(source_kind: str, local_kind: str, reader: str) -> Synced:
+        key = (source_kind, local_kind, reader)
+        if key not in done:
+            pair_dir = tmp / f"{source_kind}-{local_kind}-{reader}"
             pair_dir.mkdir()
             try:
-                done[source_kind, local_kind] = _sync_pair(dbs, pair_dir, source_kind,
-                                                           local_kind)
+                done[key] = _sync_pair(dbs, pair_dir, source_kind, local_kind, reader)
             except Exception as exc:  # every cell of the pair reports it
-                done[source_kind, local_kind] = Synced(error=f"{type(exc).__name__}: {exc}")
-        return done[source_kind, local_kind]
+                done[key] = Synced(error=f"{type(exc).__name__}: {exc}")
+        return done[key]
 
     yield get
     dbs.drop_all()
 
 
-EXACT = [pytest.param(s, c, local, id=f"{s}-{c.id}-to-{local}")
+# MySQL sources are read by every MySQL reader installed: the values must not differ.
+MYSQL_READERS = ["pymysql", "asyncmy"] if fastread.available() else ["pymysql"]
+EXACT = [pytest.param(s, c, local, reader,
+                      id=f"{s}-{c.id}-to-{local}" + (f"-{reader}" if s == "mysql" else ""))
          for s, cases in CASES.items() for c in cases for local in LOCALS
+         for reader in (MYSQL_READERS if s == "mysql" else ["auto"])
          if local not in c.refused]
 REFUSED = [pytest.param(s, c, local, id=f"{s}-{c.id}-to-{local}")
            for s, cases in CASES.items() for c in cases for local in LOCALS
            if local in c.refused]
 
 
-@pytest.mark.parametrize("source_kind,case,local_kind", EXACT)
+@pytest.mark.parametrize("source_kind,case,local_kind,reader", EXACT)
 def test_value_arrives_exactly_by_full_load_and_incremental_run(
-        matrix: Any, source_kind: str, case: Case, local_kind: str) -> None:
-    synced = matrix(source_kind, local_kind)
+        matrix: Any, source_kind: str, case: Case, local_kind: str, reader: str) -> None:
+    synced = matrix(source_kind, local_kind, reader)
     assert synced.error is None, synced.error
     name = column(case)
     for r, literal in enumerate(case.values, start=1):

@@ -71,3 +71,18 @@ def test_broken_toml_names_the_file(tmp_path):
 def test_mask_url_hides_password_only():
     assert mask_url("postgresql://u:p%40ss@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert mask_url("sqlite:///var/x.sqlite") == "sqlite:///var/x.sqlite"
+
+
+def test_batch_bytes_defaults_to_32mb_and_reaches_the_engine():
+    jobs = parse_jobs({"sources": SOURCE, "jobs": [job(), job(name="b", target="b",
+                                                          batch_bytes="512KB")]},
+                      "jobs.toml", {"PW": "x"})
+    assert jobs.job("customers").table_sync().batch_bytes == 32 * 1024 * 1024
+    assert jobs.job("b").table_sync().batch_bytes == 512 * 1024
+
+
+@pytest.mark.parametrize("value", ["lots", "12 parsecs", "10", True, -5])
+def test_batch_bytes_that_is_no_size_names_the_field(value):
+    with pytest.raises(ConfigError, match='job "customers": field "batch_bytes"'):
+        parse_jobs({"sources": SOURCE, "jobs": [job(batch_bytes=value)]}, "jobs.toml",
+                   {"PW": "x"})

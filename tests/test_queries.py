@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite  # noqa: F401
 
-from syncd.engine.queries import full_scan, incremental_batch, keyset_after
+from syncd.engine.queries import count_keys, full_scan, incremental_batch, keyset_after
 
 T = sa.Table("t", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
              sa.Column("k2", sa.Integer, primary_key=True), sa.Column("updated_at", sa.DateTime),
@@ -55,6 +55,17 @@ def test_full_scan_resumes_after_composite_key_without_offset():
     text = sql(full_scan(T, ["id", "k2", "v"], ["id", "k2"], (3, 4)))
     assert "WHERE t.id > 3 OR t.id = 3 AND t.k2 > 4 ORDER BY t.id, t.k2" in text
     assert "OFFSET" not in text and "LIMIT" not in text
+
+
+def test_count_keys_writes_integer_keys_as_literals_and_binds_the_rest():
+    table = sa.Table("t", sa.MetaData(), sa.Column("id", sa.BigInteger, primary_key=True),
+                     sa.Column("code", sa.String(10)))
+    ints = str(count_keys(table, ["id"], [(1,), (22,), (333,)]).compile(
+        dialect=mysql.dialect()))
+    assert "t.id IN (1, 22, 333)" in ints and "%s" not in ints
+    texts = count_keys(table, ["code"], [("a",), ("b'; DROP TABLE t; --",)]).compile(
+        dialect=mysql.dialect(), compile_kwargs={"render_postcompile": True})
+    assert "DROP" not in str(texts) and "%s" in str(texts)
 
 
 def test_engine_imports_no_framework():

@@ -64,7 +64,7 @@ def is_transient(error: BaseException) -> bool:
     orig = getattr(error, "orig", error)
     code = orig.args[0] if getattr(orig, "args", None) else None
     module = type(orig).__module__
-    if module.startswith("pymysql"):
+    if module.startswith(("pymysql", "asyncmy")):
         return isinstance(code, int) and code in MYSQL_TRANSIENT
     if module.startswith("psycopg2"):
         pgcode = getattr(orig, "pgcode", None)

@@ -30,6 +30,7 @@ class SyncContext:
     # Called first in every local write transaction: proves the run still owns its job
     # (raises to stop the run before anything is written).
     guard: Callable[[Connection], None] | None = None
+    reader: str = "pymysql"  # a MySQL source's reader for full loads: "pymysql" | "asyncmy"
 
     def report(self) -> None:
         """Hand the counters to the progress callback (which may stop the run)."""

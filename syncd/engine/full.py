@@ -15,16 +15,25 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Table, inspect
 
+from syncd.engine import fastread
 from syncd.engine.catalog import describe_columns
 from syncd.engine.checkpoint import Checkpoint, clear_checkpoint, save_checkpoint
-from syncd.engine.connect import translated_errors
+from syncd.engine.connect import is_mysql, translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
+from syncd.engine.copyread import copy_batches, key_of
 from syncd.engine.drift import record_columns
-from syncd.engine.load import writer_for
+from syncd.engine.load import encode_copy, writer_for
 from syncd.engine.lookback import read_clock, start_auto
 from syncd.engine.queries import diff_counts, full_scan, max_cursor, row_count
-from syncd.engine.readers import fetch_rows, read_batches, select_list
+from syncd.engine.readers import (
+    FIRST_FETCH,
+    compile_query,
+    fetch_rows,
+    read_batches,
+    row_bytes,
+    select_list,
+)
 from syncd.engine.schema import SourceTable, create_local_table, local_table, pk_name
 from syncd.engine.typemap import Verbatim
 
@@ -39,6 +48,8 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
     spec, src, progress = ctx.spec, ctx.src, ctx.progress
     staging = staging_name(spec.target)
     progress.phase = "full"
+    if is_mysql(ctx.source):
+        progress.reader = ctx.reader
     with ctx.writing() as conn:
         resume = bool(point and point.phase == "full" and point.staging == staging
                       and inspect(conn).has_table(staging))
@@ -51,22 +62,71 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
         _create_staging(ctx, staging, load_cursor)
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
         progress.rows_total = s.execute(row_count(src.table)).scalar_one()
-    convert = RowConverter(spec.job, ctx.plans, src.primary_key, progress,
-                           spec.on_unrepresentable)
-    pk_index = [src.columns.index(name) for name in src.primary_key]
-    key_plans = ctx.key_plans()
     target = ctx.target(staging)
-    for rows in _prefetch(_read_source(ctx, position)):
-        last = rows[-1]
-        key = tuple(plan.key(last[i]) for plan, i in zip(key_plans, pk_index))
-        values = convert(rows)
+    postgres = ctx.local.dialect.name == "postgresql"
+    # The reader thread reads, converts and encodes the next batches while this one is
+    # written: Python's work overlaps the local database's.
+    if copy_through(ctx):
+        batches = _copied(ctx, position)
+    elif ctx.local.dialect.name == "sqlite":
+        # No reader thread: SQLite's executemany gives up and retakes the GIL for every
+        # row, and a busy reader thread makes each retake wait (3x slower, measured).
+        batches = _prepared(ctx, _read_source(ctx, position))
+    else:
+        batches = _prefetch(_prepared(ctx, _read_source(ctx, position)))
+    for count, key, values in batches:
         with ctx.writing() as conn:
+            if postgres:  # a batch lost in a crash is lost with its checkpoint: reloaded
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             writer_for(conn, target).insert(values)
             save_checkpoint(conn, Checkpoint(spec.job, "full", position=key,
                                              load_cursor=load_cursor, staging=staging))
-        progress.rows_read += len(rows)
+        values = None  # not held while the next batch is awaited (memory: batch_bytes)
+        progress.rows_read += count
         ctx.report()
     _swap(ctx, staging, load_cursor)
+
+
+def copy_through(ctx: SyncContext) -> bool:
+    """PostgreSQL into PostgreSQL with no converter in the type map: COPY text passes on."""
+    return (ctx.source.dialect.name == "postgresql" and ctx.local.dialect.name == "postgresql"
+            and all(plan.convert is None for plan in ctx.plans))
+
+
+def _copied(ctx: SyncContext, position: tuple[Any, ...] | None,
+            ) -> Iterator[tuple[int, tuple[Any, ...], Any]]:
+    """Each batch as (rows, last key, COPY text), read by COPY (SELECT ...) TO STDOUT."""
+    spec, src = ctx.spec, ctx.src
+    query = full_scan(src.table, src.columns, src.primary_key, position,
+                      select_list(src.cols(), ctx.plans))
+    pk_index = [src.columns.index(name) for name in src.primary_key]
+    key_plans = ctx.key_plans()
+    with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
+        for data, last, _cut in copy_batches(s, query, spec.batch_size, spec.batch_bytes):
+            yield data.rows, key_of(last, pk_index, key_plans), data
+
+
+def _prepared(ctx: SyncContext, batches: Iterator[list[Any]],
+              ) -> Iterator[tuple[int, tuple[Any, ...], Any]]:
+    """Each batch as (rows, last key, values for the writer), converted by the type map."""
+    src = ctx.src
+    convert = RowConverter(ctx.spec.job, ctx.plans, src.primary_key, ctx.progress,
+                           ctx.spec.on_unrepresentable)
+    pk_index = [src.columns.index(name) for name in src.primary_key]
+    key_plans = ctx.key_plans()
+    postgres = ctx.local.dialect.name == "postgresql"
+    try:
+        for rows in batches:
+            last = rows[-1]
+            key = tuple(plan.key(last[i]) for plan, i in zip(key_plans, pk_index))
+            values = convert(rows)
+            item = len(rows), key, encode_copy(values) if postgres else values
+            del rows, values, last  # only the encoded batch waits in the queue
+            yield item
+            del item
+    finally:  # a value refused ends the read now: the source's cursor must not linger
+        if hasattr(batches, "close"):
+            batches.close()
 
 
 def _decode_key(ctx: SyncContext, values: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
@@ -120,10 +180,43 @@ def _read_source(ctx: SyncContext, position: tuple[Any, ...] | None) -> Iterator
     read = select_list(src.cols(), ctx.plans)
     query = full_scan(src.table, src.columns, src.primary_key, position, read)
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
-        yield from read_batches(s, query, spec.batch_size, stream=True)
+        if ctx.reader == "asyncmy":
+            yield from _read_fast(ctx, s, position)
+        else:
+            yield from read_batches(s, query, spec.batch_size, stream=True,
+                                    max_bytes=spec.batch_bytes)
 
 
-def _prefetch(batches: Iterator[list[Any]], depth: int = 2) -> Iterator[list[Any]]:
+def _read_fast(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] | None,
+               ) -> Iterator[list[Any]]:
+    """The fast reader: one keyset query per batch, all in one snapshot of the source.
+
+    A batch's LIMIT is ``batch_size`` or as many rows as fit in ``batch_bytes`` (the first
+    batch is small, to learn how wide the rows are).
+    """
+    spec, src = ctx.spec, ctx.src
+    read = select_list(src.cols(), ctx.plans)
+    pk_index = [src.columns.index(name) for name in src.primary_key]
+    key_plans = ctx.key_plans()
+    reader = fastread.Reader(fastread.connect_params(conn.connection.dbapi_connection))
+    try:
+        limit = min(spec.batch_size, FIRST_FETCH)
+        while True:
+            query = full_scan(src.table, src.columns, src.primary_key, position, read)
+            rows = reader.rows(*compile_query(conn, query.limit(limit)))
+            if rows:
+                yield rows
+            if len(rows) < limit:
+                return
+            last = rows[-1]
+            position = tuple(plan.key(last[i]) for plan, i in zip(key_plans, pk_index))
+            width = max(1, row_bytes(rows) // len(rows))
+            limit = max(1, min(spec.batch_size, spec.batch_bytes // width))
+    finally:
+        reader.close()
+
+
+def _prefetch(batches: Iterator[Any], depth: int = 1) -> Iterator[Any]:
     """Read the next batch in a thread while the current one is written."""
     slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
     done = object()
@@ -138,6 +231,7 @@ def _prefetch(batches: Iterator[list[Any]], depth: int = 2) -> Iterator[list[Any
                         break
                     except queue.Full:
                         continue
+                batch = None  # held by the queue alone while the next one is read
                 if stop.is_set():
                     break
             slots.put(done)
@@ -154,6 +248,7 @@ def _prefetch(batches: Iterator[list[Any]], depth: int = 2) -> Iterator[list[Any
             if isinstance(item, BaseException):
                 raise item
             yield item
+            item = None
     finally:
         stop.set()
         while thread.is_alive():

@@ -14,10 +14,12 @@ from syncd.engine.checkpoint import Checkpoint, save_checkpoint
 from syncd.engine.connect import translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
+from syncd.engine.copyread import first_batch, key_of
+from syncd.engine.full import copy_through
 from syncd.engine.load import writer_for
 from syncd.engine.lookback import read_clock, start_auto
 from syncd.engine.queries import count_null_cursor, incremental_batch
-from syncd.engine.readers import fetch_rows, select_list
+from syncd.engine.readers import fetch_batch, select_list
 from syncd.engine.schema import local_target
 
 
@@ -42,33 +44,48 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
     read = select_list(src.cols(), ctx.plans)
     target = ctx.target()
     where = f"source table {spec.qualified_table}"
+    limit = spec.batch_size
+    through = copy_through(ctx)
     while True:
         query = incremental_batch(src.table, src.columns, spec.cursor, src.primary_key,
-                                  after, lower, spec.batch_size, read)
+                                  after, lower, limit, read)
+        values: Any
         with translated_errors(where), ctx.source.connect() as s:
             clock = read_clock(s) if auto is not None else None  # before the batch's snapshot
-            rows = fetch_rows(s, query, spec.batch_size)
+            if through:  # PostgreSQL's COPY text, passed on untouched
+                values, last, cut = first_batch(s, query, limit, spec.batch_bytes)
+                count = values.rows if values is not None else 0
+            else:
+                rows, cut = fetch_batch(s, query, limit, spec.batch_bytes)
+                count = len(rows)
         if auto is not None and clock is not None:
             auto.last = clock
-        if not rows:
+        if not count:
             break
-        key = tuple(plan.key(rows[-1][i]) for plan, i in zip(key_plans, order))
+        if through:
+            key = key_of(last, order, key_plans)
+        else:
+            key = tuple(plan.key(rows[-1][i]) for plan, i in zip(key_plans, order))
+            values = convert(rows)
         save = key if auto is None or clock is None else auto.checkpoint(key, clock)
-        values = convert(rows)
         with ctx.writing() as conn:
             inserted, updated = writer_for(conn, target).upsert(values)
             if save is not None and _ahead(save, best):
                 save_checkpoint(conn, Checkpoint(spec.job, "incremental", cursor=save[0],
                                                  position=save[1:] or None))
                 best = save
-        progress.rows_read += len(rows)
+        progress.rows_read += count
         progress.rows_inserted += inserted
         progress.rows_updated += updated
         progress.cursor = best[0] if best else None
         ctx.report()
         after = key
-        if len(rows) < spec.batch_size:
+        if cut:  # wide rows: ask for about as many rows as fit in batch_bytes next time
+            limit = max(1, count)
+        elif count < limit:
             break
+        else:
+            limit = min(spec.batch_size, limit * 2)
     with translated_errors(where), ctx.source.connect() as s:
         nulls = s.execute(count_null_cursor(src.table, spec.cursor)).scalar_one()
     progress.warn(

@@ -27,6 +27,7 @@ from sqlalchemy import exc as sa_exc
 from syncd.engine.errors import ValueUnrepresentable
 
 Row = Sequence[Any]
+_NONE = type(None)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,8 @@ class _ExecutemanyWriter(Writer):
             self._executemany(self.insert_sql, rows)
 
 
+_MYSQL_SPECIAL = ("\\", "'", '"', "\x00", "\n", "\r", "\x1a")  # what PyMySQL escapes
+STATEMENT_BYTES = 4 * 1024 * 1024  # below MySQL's default max_allowed_packet (16 MB)
 _MYSQL_VALUE_ERRORS = {1264, 1265, 1366, 1292, 1406, 1690, 3140, 4038, 4025}
 
 
@@ -151,13 +154,52 @@ class MySQLWriter(_ExecutemanyWriter):
         return self._refused(rows, column.group(1) if column else None,
                              int(line.group(1)) if line else None, exc)
 
+    def insert(self, rows: list[Row]) -> None:
+        if rows:
+            self._insert_values(rows, "")
+
+    def _insert_values(self, rows: list[Row], suffix: str) -> int:
+        """Multi-row INSERTs of at most STATEMENT_BYTES each; returns the affected rows.
+
+        Text without a character that needs escaping is quoted as it is, a column at a
+        time; every other value is escaped by PyMySQL itself (``connection.escape``), so
+        the statement is exactly the one PyMySQL's executemany would send, built faster.
+        """
+        raw: Any = self.conn.connection.dbapi_connection
+        head = (f"INSERT INTO {self.quote(self.target.table)} ({self._names(self.columns)}) "
+                "VALUES ")
+        columns = []
+        for column in zip(*rows):
+            types = set(map(type, column))
+            joined = "".join(filter(None, column)) if types <= {str, _NONE} else None
+            if joined is not None and not any(c in joined for c in _MYSQL_SPECIAL):
+                columns.append(["NULL" if v is None else f"'{v}'" for v in column])
+            else:
+                columns.append([raw.escape(v) for v in column])
+        tuples = list(map(",".join, zip(*columns)))
+        affected, first, size = 0, 0, 0
+        cursor = raw.cursor()
+        try:
+            for i, values in enumerate(tuples):
+                size += len(values) + 3
+                if size >= STATEMENT_BYTES or i == len(tuples) - 1:
+                    sql = head + "(" + "),(".join(tuples[first:i + 1]) + ")" + suffix
+                    try:
+                        affected += cursor.execute(sql)
+                    except self.conn.dialect.loaded_dbapi.Error as exc:
+                        raise self._classify(exc, rows[first:i + 1]) from exc
+                    first, size = i + 1, 0
+        finally:
+            cursor.close()
+        return affected
+
     def upsert(self, rows: list[Row]) -> tuple[int, int]:
         if not rows:
             return 0, 0
         existing = self._existing(rows)
         others = [c for c in self.columns if c not in self.pk] or self.pk[:1]
         update = ", ".join(f"{self.quote(c)} = VALUES({self.quote(c)})" for c in others)
-        affected = self._executemany(f"{self.insert_sql} ON DUPLICATE KEY UPDATE {update}", rows)
+        affected = self._insert_values(rows, f" ON DUPLICATE KEY UPDATE {update}")
         inserted = len(rows) - existing
         # Affected rows: 1 per insert, 2 per update, 0 per unchanged row (1 with FOUND_ROWS).
         found_rows = self.conn.dialect.loaded_dbapi.constants.CLIENT.FOUND_ROWS
@@ -198,6 +240,73 @@ class _CsvNull(int):
 
 
 CSV_NULL = _CsvNull(0)
+_TEXT_SPECIAL = ("\\", "\t", "\n", "\r")
+
+
+@dataclass(frozen=True)
+class CopyData:
+    """A batch encoded for PostgreSQL's COPY: its text, format ("text" or "csv"), row count."""
+
+    data: str | bytes  # bytes: PostgreSQL's own COPY output, passed on as it came
+    format: str
+    rows: int
+
+    def decoded(self) -> list[Row]:
+        """The rows back from the text (to name a refused value's row)."""
+        text = self.data.decode() if isinstance(self.data, bytes) else self.data
+        if self.format == "csv":
+            return [[None if v == "\\N" else v for v in row]
+                    for row in csv.reader(io.StringIO(text))]
+        return [decode_copy_line(line) for line in text.split("\n")[:self.rows]]
+
+
+def decode_copy_line(line: str | bytes) -> list[str | None]:
+    """One line of COPY text format as its values (NULL as None)."""
+    text = line.decode() if isinstance(line, bytes) else line
+    return [_unescape(v) for v in text.rstrip("\n").split("\t")]
+
+
+def encode_copy(rows: Sequence[Row]) -> CopyData:
+    """Rows as COPY input: the text format when every value is text or NULL (joined in C,
+    escaped only in columns that need it), else CSV written by the csv module."""
+    text = _copy_text(rows)
+    if text is not None:
+        return CopyData(text, "text", len(rows))
+    return CopyData(copy_csv(list(rows)).getvalue(), "csv", len(rows))
+
+
+def _copy_text(rows: Sequence[Row]) -> str | None:
+    if not rows:
+        return ""
+    columns: list[Sequence[Any]] = list(zip(*rows))
+    changed = False
+    for i, column in enumerate(columns):
+        types = set(map(type, column))
+        if not types <= {str, _NONE}:
+            return None
+        joined = "".join(filter(None, column))
+        if any(special in joined for special in _TEXT_SPECIAL):
+            columns[i] = column = [None if v is None else _escape(v) for v in column]
+            changed = True
+        if _NONE in types:
+            columns[i] = ["\\N" if v is None else v for v in column]
+            changed = True
+    lines: Any = zip(*columns) if changed else rows
+    return "\n".join(map("\t".join, lines)) + "\n"
+
+
+def _escape(value: str) -> str:
+    return (value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            .replace("\r", "\\r"))
+
+
+_UNESCAPE = re.compile(r"\\(.)")
+
+
+def _unescape(value: str) -> str | None:
+    if value == "\\N":
+        return None
+    return _UNESCAPE.sub(lambda m: {"t": "\t", "n": "\n", "r": "\r"}.get(m[1], m[1]), value)
 
 
 def copy_csv(rows: list[Row]) -> io.StringIO:
@@ -214,31 +323,52 @@ def copy_csv(rows: list[Row]) -> io.StringIO:
     return buffer
 
 
+COPY_CHUNK = 4 * 1024 * 1024
+
+
+class _TextReader:
+    """A file over a string that hands out slices (no copy of the whole text)."""
+
+    def __init__(self, text: str | bytes) -> None:
+        self.text = text
+        self.pos = 0
+
+    def read(self, size: int = -1) -> str | bytes:
+        end = len(self.text) if size < 0 else self.pos + size
+        chunk = self.text[self.pos:end]
+        self.pos += len(chunk)
+        return chunk
+
+    def readline(self, size: int = -1) -> str | bytes:
+        return self.read(size)
+
+
 _COPY_CONTEXT = re.compile(r"COPY [^,]+, line (\d+)(?:, column ([^:]+))?")
 
 
 class PostgresWriter(Writer):
-    def _copy(self, table_name: str, rows: list[Row]) -> None:
+    def _copy(self, table_name: str, batch: list[Row] | CopyData) -> None:
         raw = self.conn.connection.dbapi_connection
         cursor = raw.cursor()  # type: ignore[union-attr]
-        buffer = copy_csv(rows)
+        data = batch if isinstance(batch, CopyData) else encode_copy(batch)
+        options = "WITH (FORMAT csv, NULL '\\N')" if data.format == "csv" else ""
         try:
-            # One read() for the whole batch: every read() needs the GIL back, which a
-            # reader thread may hold for a whole switch interval.
+            # Few large read()s: every read() needs the GIL back, which a reader thread
+            # may hold for a whole switch interval; 4 MB keeps the encoded copy small.
             cursor.copy_expert(
                 f"COPY {self.quote(table_name)} ({self._names(self.columns)}) FROM STDIN "
-                "WITH (FORMAT csv, NULL '\\N')", buffer, size=max(len(buffer.getvalue()), 8192),
+                f"{options}", _TextReader(data.data), size=COPY_CHUNK,
             )
         except self.conn.dialect.loaded_dbapi.DataError as exc:
             context = getattr(getattr(exc, "diag", None), "context", None) or ""
             match = _COPY_CONTEXT.search(context)
-            raise self._refused(rows, match.group(2) if match else None,
+            raise self._refused(data.decoded(), match.group(2) if match else None,
                                 int(match.group(1)) if match else None, exc) from exc
         finally:
             cursor.close()
 
-    def insert(self, rows: list[Row]) -> None:
-        if rows:
+    def insert(self, rows: list[Row] | CopyData) -> None:  # type: ignore[override]
+        if isinstance(rows, CopyData) and rows.rows or not isinstance(rows, CopyData) and rows:
             self._copy(self.target.table, rows)
 
     def _compared(self, table: str, names: Sequence[str]) -> str:
@@ -248,8 +378,8 @@ class PostgresWriter(Writer):
             parts.append(f"{col}::text" if name in self.target.text_compared else col)
         return ", ".join(parts)
 
-    def upsert(self, rows: list[Row]) -> tuple[int, int]:
-        if not rows:
+    def upsert(self, rows: list[Row] | CopyData) -> tuple[int, int]:  # type: ignore[override]
+        if not (rows.rows if isinstance(rows, CopyData) else rows):
             return 0, 0
         target = self.quote(self.target.table)
         batch = "syncd_batch"

@@ -13,7 +13,7 @@ type processing touches the values:
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Column, ColumnElement, Connection, Double, Select, Text, cast, literal_column
@@ -40,21 +40,81 @@ def select_list(columns: Sequence[Column[Any]], plans: Sequence[ColumnPlan],
     return out
 
 
-def read_batches(conn: Connection, query: Select[Any], batch_size: int,
-                 stream: bool = False) -> Generator[list[Any], None, None]:
-    """Run ``query`` on the DBAPI cursor and yield its rows in lists of ``batch_size``.
+FETCH_ROWS = 2000  # rows per driver fetch (fewer when rows are wide)
+FIRST_FETCH = 16
 
-    ``stream``: a server-side cursor (a full load reads the table in one query).
+
+class Batcher:
+    """Cuts a driver's fetches into batches of ``batch_size`` rows or ``max_bytes`` bytes.
+
+    The size of a fetch is estimated from a sample of its rows (the length of each
+    text or binary value, 8 bytes for other values), so the cost stays far below
+    that of reading the rows.
     """
+
+    def __init__(self, batch_size: int, max_bytes: int | None = None) -> None:
+        self.batch_size = batch_size
+        self.max_bytes = max_bytes
+        self.cut_by_bytes = False  # the last batch ended at max_bytes, not at batch_size
+
+    def __call__(self, fetch: Callable[[int], Sequence[Any]]) -> Iterator[list[Any]]:
+        # The first fetch is small: how wide the rows are is not known yet.
+        step = min(self.batch_size, FIRST_FETCH if self.max_bytes else FETCH_ROWS)
+        batch: list[Any] = []
+        size = 0
+        while True:
+            rows = fetch(max(1, min(step, self.batch_size - len(batch))))
+            if not rows:
+                break
+            batch.extend(rows)
+            if self.max_bytes:
+                got = row_bytes(rows)
+                size += got
+                # One fetch holds at most about an eighth of a batch's bytes.
+                step = max(1, min(FETCH_ROWS, self.max_bytes * len(rows) // (8 * got or 1)))
+            self.cut_by_bytes = bool(self.max_bytes and size >= self.max_bytes)
+            if len(batch) >= self.batch_size or self.cut_by_bytes:
+                yield batch
+                batch, size = [], 0
+        self.cut_by_bytes = False
+        if batch:
+            yield batch
+
+
+def row_bytes(rows: Sequence[Sequence[Any]]) -> int:
+    """About how many bytes the values of ``rows`` take (from a sample of at most 32 rows)."""
+    if not rows:
+        return 0
+    every = max(1, len(rows) // 32)
+    sample = rows[::every]
+    total = sum(len(v) if type(v) in (str, bytes) else 8
+                for row in sample for v in row if v is not None)
+    return total * len(rows) // len(sample)
+
+
+def compile_query(conn: Connection, query: Select[Any]) -> tuple[str, Any]:
+    """The query's SQL for the DBAPI cursor and its parameters (bind processors applied)."""
     compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.construct_params()
     args: Any = [params[name] for name in compiled.positiontup or ()] \
         if compiled.positional else params
-    args = _bind(compiled, args)
+    return str(compiled), _bind(compiled, args)
+
+
+def read_batches(conn: Connection, query: Select[Any], batch_size: int,
+                 stream: bool = False, max_bytes: int | None = None,
+                 batcher: Batcher | None = None) -> Generator[list[Any], None, None]:
+    """Run ``query`` on the DBAPI cursor and yield its rows in lists of ``batch_size``
+    (or fewer: a batch also ends at ``max_bytes``).
+
+    ``stream``: an unbuffered (server-side) cursor, for a result that may be large.
+    """
+    sql, args = compile_query(conn, query)
+    cut = batcher or Batcher(batch_size, max_bytes)
     raw: Any = conn.connection.dbapi_connection
     name = conn.dialect.name
     if name in ("mysql", "mariadb"):
-        yield from _mysql(raw, conn, str(compiled), args, batch_size, stream)
+        yield from _mysql(raw, conn, sql, args, cut, stream)
         return
     if name == "postgresql" and stream:
         cursor = raw.cursor(name="syncd_read")
@@ -62,12 +122,8 @@ def read_batches(conn: Connection, query: Select[Any], batch_size: int,
     else:
         cursor = raw.cursor()
     try:
-        cursor.execute(str(compiled), args)
-        while True:
-            rows = cursor.fetchmany(batch_size)
-            if not rows:
-                return
-            yield rows
+        cursor.execute(sql, args)
+        yield from cut(cursor.fetchmany)
     finally:
         _close(cursor)
 
@@ -81,7 +137,23 @@ def fetch_rows(conn: Connection, query: Select[Any], limit: int) -> list[Any]:
         batches.close()
 
 
-def _mysql(raw: Any, conn: Connection, sql: str, args: Any, batch_size: int,
+def fetch_batch(conn: Connection, query: Select[Any], limit: int,
+                max_bytes: int | None) -> tuple[list[Any], bool]:
+    """The first rows of ``query`` (at most ``limit``), stopping at ``max_bytes``.
+
+    Returns the rows and whether they ended at ``max_bytes`` (more rows may follow).
+    Read unbuffered, so a result of wide rows never sits whole in memory.
+    """
+    cut = Batcher(max(limit, 1), max_bytes)
+    batches = read_batches(conn, query, max(limit, 1), stream=True, batcher=cut)
+    try:
+        rows = next(batches, [])
+        return rows, cut.cut_by_bytes
+    finally:
+        batches.close()
+
+
+def _mysql(raw: Any, conn: Connection, sql: str, args: Any, cut: Batcher,
            stream: bool) -> Iterator[list[Any]]:
     cursors = conn.dialect.loaded_dbapi.cursors
     cursor = raw.cursor(cursors.SSCursor if stream else cursors.Cursor)
@@ -89,11 +161,7 @@ def _mysql(raw: Any, conn: Connection, sql: str, args: Any, batch_size: int,
     raw.decoders = {}  # no conversion: values stay the text MySQL sent
     try:
         cursor.execute(sql, args)
-        while True:
-            rows = cursor.fetchmany(batch_size)
-            if not rows:
-                return
-            yield list(rows)
+        yield from cut(cursor.fetchmany)
     finally:
         raw.decoders = saved
         _close(cursor)

@@ -21,6 +21,7 @@ class TableSync:
     primary_key: tuple[str, ...] | None = None  # None: the source table's primary key
     columns: tuple[str, ...] | None = None  # None: all columns
     batch_size: int = 10000
+    batch_bytes: int = 32 * 1024 * 1024  # a batch also ends at this size (bytes of values)
     lookback: timedelta = timedelta(minutes=1)
     deletes: str = "ignore"  # "ignore" | "reconcile"
     max_delete_ratio: float = 0.5
@@ -49,6 +50,7 @@ class Progress:
     cursor_before: Any = None  # cursor value the run started from
     warnings: dict[str, int] = field(default_factory=dict)
     lookback: dict[str, Any] | None = None  # lookback = "auto": the bound the run used
+    reader: str | None = None  # the driver of a full load's MySQL read: "pymysql" | "asyncmy"
 
     def warn(self, message: str, count: int = 1) -> None:
         """Count ``count`` more occurrences of a warning message."""

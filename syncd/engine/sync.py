@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, inspect
 
+from syncd.engine import fastread
 from syncd.engine.checkpoint import Checkpoint, clear_checkpoint, load_checkpoint
-from syncd.engine.connect import translated_errors
+from syncd.engine.connect import is_mysql, translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.full import full_load, staging_name
 from syncd.engine.incremental import incremental_pass
@@ -20,19 +21,23 @@ from syncd.engine.spec import Progress, ProgressCallback, SyncResult, TableSync
 def sync_table(
     spec: TableSync, source: Engine, local: Engine, *, full_refresh: bool = False,
     progress: Progress | None = None, on_progress: ProgressCallback | None = None,
-    guard: Callable[[Connection], None] | None = None,
+    guard: Callable[[Connection], None] | None = None, mysql_reader: str = "auto",
 ) -> SyncResult:
     """Bring the local table in step with the source table and return what was done.
 
     ``progress`` is updated in place after every committed batch, so a caller still
     knows the counts of a run that failed half-way. ``guard`` runs first in every local
     transaction that writes (the job-lock fence) and raises to stop the run.
+    ``mysql_reader``: "auto" (the fast reader when installed), "pymysql" or "asyncmy";
+    the reader used is named in ``progress.reader``.
     """
     progress = progress or Progress()
     src = reflect_source(spec, source)
     require_unique_key(spec, source, src)
     plans = plan_columns(src, local.dialect.name, spec)
     ctx = SyncContext(spec, source, local, src, progress, plans, on_progress, guard)
+    if is_mysql(source):
+        ctx.reader = fastread.choose(mysql_reader)
     with translated_errors("local database"):
         point = _prepare(ctx, full_refresh)
         before = point.cursor if point and point.phase == "incremental" else None

@@ -1,0 +1,69 @@
+"""Batches end at batch_size rows or batch_bytes, whichever comes first; COPY text encoding."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sample_tables import BASE_TIME, create_orders, execute, table_rows
+from test_sync import jobs_toml, make_state, run
+
+from syncd.engine.load import encode_copy
+from syncd.engine.readers import Batcher, row_bytes
+
+
+def _fetcher(rows: list[tuple[object, ...]]):  # type: ignore[no-untyped-def]
+    position = 0
+
+    def fetch(size: int) -> list[tuple[object, ...]]:
+        nonlocal position
+        chunk = rows[position:position + size]
+        position += len(chunk)
+        return chunk
+
+    return fetch
+
+
+def test_batch_ends_at_batch_bytes_before_batch_size():
+    rows = [(str(i), "x" * 1000) for i in range(100)]
+    cut = Batcher(batch_size=50, max_bytes=10_000)
+    batches = list(cut(_fetcher(rows)))
+    assert sum(len(b) for b in batches) == 100
+    assert all(row_bytes(b) <= 12_000 for b in batches[1:-1])  # after the first fetch
+    assert max(len(b) for b in batches) <= 16
+    assert [r for b in batches for r in b] == rows
+
+
+def test_narrow_rows_end_at_batch_size():
+    rows = [(str(i), "x") for i in range(100)]
+    batches = list(Batcher(batch_size=30, max_bytes=32 * 1024 * 1024)(_fetcher(rows)))
+    assert [len(b) for b in batches] == [30, 30, 30, 10]
+
+
+def test_copy_text_keeps_null_empty_and_escapes_apart():
+    rows = [("1", "", None, "\\N", "tab\there", "line\nbreak\r", "back\\slash")]
+    data = encode_copy(rows)
+    assert data.format == "text"
+    assert data.decoded() == [list(rows[0])]
+    assert encode_copy([(1, None)]).format == "csv"  # not all text: the csv module writes it
+
+
+@pytest.mark.parametrize("source_kind,local_kind", [("mysql", "postgres"), ("mysql", "mysql"),
+                                                    ("postgres", "postgres"),
+                                                    ("postgres", "sqlite")])
+def test_wide_rows_cut_by_batch_bytes_arrive_whole(databases, tmp_path, source_kind,
+                                                   local_kind):
+    src, local = databases.make(source_kind), databases.make(local_kind)
+    table = create_orders(src, 40)
+    execute(src, table.update().values(note="n" * 3000))
+    state = make_state(tmp_path, local, jobs_toml(src, batch_bytes="8KB", batch_size=1000))
+    first = run(state)
+    assert first.status == "succeeded", first.error
+    assert table_rows(local, "orders") == table_rows(src, "orders")
+    later = BASE_TIME + timedelta(days=1)
+    execute(src, table.update().where(table.c.id > 20).values(note="m" * 3000,
+                                                              updated_at=later))
+    second = run(state)
+    assert second.status == "succeeded", second.error
+    assert second.rows_updated == 20
+    assert table_rows(local, "orders") == table_rows(src, "orders")
