@@ -118,7 +118,7 @@ def celery_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 
     Runs are acknowledged late, one at a time per worker process, on syncd's own
     queue; a Redis broker redelivers an unacknowledged message only after a
-    visibility timeout longer than the longest allowed run (RabbitMQ's
+    visibility timeout longer than the longest allowed wait and run (RabbitMQ's
     equivalent, consumer_timeout, is set in rabbitmq.conf: see the README).
     """
     max_run = int(settings["SYNCD_MAX_RUN_SECONDS"])
@@ -126,7 +126,8 @@ def celery_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     scheme = broker_url.split("://", 1)[0].lower()
     transport_options: dict[str, Any] = {}
     if scheme in {"redis", "rediss", "sentinel"}:
-        transport_options["visibility_timeout"] = max_run + 600
+        # a run someone asked for may first wait as long as a run takes (syncd.waiting)
+        transport_options["visibility_timeout"] = 2 * max_run + 600
     elif scheme == "sqla+sqlite":
         # kombu's SQLAlchemy transport hands these to create_engine(); it never redelivers.
         transport_options["connect_args"] = {"timeout": 60}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from syncd.engine import urls
 from syncd.models import Base
 
 config = context.config
@@ -44,7 +45,7 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(database_url(), poolclass=pool.NullPool)
+    engine = create_engine(urls.database_url(database_url()), poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
             context.configure(connection=conn, target_metadata=target_metadata,

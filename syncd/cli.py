@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from typing import Any
 
@@ -19,9 +20,15 @@ from syncd.cli_notify import notify
 from syncd.cli_services import trigger, up
 from syncd.cli_users import tokens, users
 from syncd.cli_verify import verify
-from syncd.engine.errors import ConfigError, SourceUnavailable, one_line
+from syncd.engine.errors import ConfigError, SourceRefused, SourceUnavailable, one_line
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED, EXIT_UNREACHABLE = 1, 2, 3, 3
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+# What SQLite, PostgreSQL and MySQL say about a syncd table or column that is not there.
+MISSING_TABLES = re.compile(
+    r"no such (?:table|column): syncd_|relation \"syncd_\w+\" does not exist|"
+    r"column syncd_\w+\.\w+ does not exist|Table '[^']*syncd_\w+' doesn't exist|"
+    r"Unknown column '(?:syncd_\w+\.)?\w+'")
 
 
 class Context:
@@ -86,8 +93,15 @@ def db_upgrade(ctx: Context) -> None:
     """Create or upgrade syncd's tables (alembic upgrade head)."""
     from syncd.db import upgrade
 
-    upgrade(ctx.state.engine)
-    click.echo("local database is up to date")
+    before, after = upgrade(ctx.state.engine)
+    where = local_database()
+    if before is None:
+        click.echo(f"created syncd's tables in the local database {where} (revision {after})")
+    elif before != after:
+        click.echo(f"upgraded syncd's tables in the local database {where} from revision "
+                   f"{before} to {after}")
+    else:
+        click.echo(f"local database {where} is up to date (revision {after})")
 
 
 @cli.command()
@@ -134,8 +148,11 @@ def _check_source(path: str, source: Any, source_jobs: list[Any], local: str,
                 click.echo(one_line(f'ok: job "{job.name}" ({source.masked_url} {job.table})'))
             except ConfigError as exc:
                 problems.append((EXIT_CONFIG, f'{path}: job "{job.name}": {exc}'))
-    except SourceUnavailable as exc:
-        problems.append((EXIT_UNREACHABLE, f"{where}: unreachable: {exc}"))
+    except (SourceUnavailable, SourceRefused) as exc:
+        text = str(exc)
+        if not text.startswith(("unreachable", "refused")):
+            text = f"unreachable: {text}"
+        problems.append((EXIT_UNREACHABLE, f"{where}: {text}"))
     except ConfigError as exc:
         problems.append((EXIT_CONFIG, f"{where}: {exc}"))
     finally:
@@ -183,8 +200,16 @@ def jobs_cmd(ctx: Context, as_json: bool) -> None:
 @click.option("--full-refresh", is_flag=True, help="reset the checkpoint and reload the table")
 @pass_ctx
 def run(ctx: Context, job: str, full_refresh: bool) -> None:
-    """Run one sync now in this process (no broker)."""
-    from syncd.progress import terminal_progress
+    """Run one sync now in this process (no broker); Ctrl-C cancels it (exit 130)."""
+    try:
+        _run_now(ctx, job, full_refresh)
+    except KeyboardInterrupt:  # before the run started, or while it was being recorded
+        click.echo(f"run {job}: stopped by Ctrl-C; see syncd history {job}")
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _run_now(ctx: Context, job: str, full_refresh: bool) -> None:
+    from syncd.progress import CtrlC, terminal_progress
     from syncd.retry import LocalUnavailable
     from syncd.runner import RunRequest, describe, run_job
 
@@ -197,9 +222,10 @@ def run(ctx: Context, job: str, full_refresh: bool) -> None:
         fail(str(exc), EXIT_CONFIG)
     _check_before_run(jobs.path, jobs.job(job), ctx.state.engine.dialect.name)
     request = RunRequest(job=job, trigger="cli", full_refresh=full_refresh, started_by="cli")
-    with terminal_progress(enabled=sys.stdout.isatty()) as hook:
+    ctrl_c = CtrlC()
+    with terminal_progress(enabled=sys.stdout.isatty()) as hook, ctrl_c.installed():
         try:
-            result = run_job(state, request, on_progress=hook)
+            result = run_job(state, request, on_progress=hook, interrupted=ctrl_c)
         except ConfigError as exc:
             fail(str(exc), EXIT_CONFIG)
         except LocalUnavailable as exc:  # before a run row could be written
@@ -209,6 +235,8 @@ def run(ctx: Context, job: str, full_refresh: bool) -> None:
     click.echo(describe(result))
     if result.status == "skipped":
         sys.exit(EXIT_SKIPPED)
+    if result.status == "cancelled" and ctrl_c.pressed:
+        sys.exit(EXIT_INTERRUPTED)
     if result.status != "succeeded":
         sys.exit(EXIT_FAILED)
 
@@ -216,7 +244,8 @@ def run(ctx: Context, job: str, full_refresh: bool) -> None:
 def _check_before_run(path: str, job: Any, local: str) -> None:
     """Exit 2, writing nothing, if the job's table, columns or key are wrong at the source.
 
-    An unreachable source is not decided here: the run records it (with retries).
+    A source that cannot be reached or refuses the connection is not decided here: the
+    run records it (an unreachable one after its retries) and exits 1.
     """
     from syncd.engine.checks import check_job, open_source, reach
 
@@ -231,7 +260,7 @@ def _check_before_run(path: str, job: Any, local: str) -> None:
         except ConfigError as exc:
             fail(f"{where}: {exc}", EXIT_CONFIG)
         check_job(job.table_sync(), engine, local)
-    except SourceUnavailable:
+    except (SourceUnavailable, SourceRefused):
         pass
     except ConfigError as exc:
         fail(f'{path}: job "{job.name}": {exc}', EXIT_CONFIG)
@@ -253,6 +282,7 @@ def history(ctx: Context, job: str | None, limit: int, status: str | None, as_js
 
     query = select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)
     if job:
+        _known_job_or_exit(ctx.state, job)
         query = query.where(SyncRun.job == job)
     if status:
         query = query.where(SyncRun.status == status)
@@ -266,6 +296,58 @@ def history(ctx: Context, job: str | None, limit: int, status: str | None, as_js
     for r in runs:
         started = r.started_at or r.queued_at
         click.echo(f"{started:%Y-%m-%d %H:%M:%S}Z [{r.trigger}] {describe(r)}")
+
+
+def _known_job_or_exit(state: SyncdState, job: str) -> None:
+    """Exit 2, listing the jobs, unless ``job`` is in the jobs file or has runs in the history."""
+    from syncd.models import SyncRun
+
+    with state.sessions() as session:
+        if session.scalar(select(SyncRun.id).where(SyncRun.job == job).limit(1)) is not None:
+            return
+        in_history = set(session.scalars(select(SyncRun.job).distinct()))
+    try:
+        jobs = state.jobs()
+    except ConfigError:
+        known = sorted(in_history)
+        where = "the history (the jobs file does not validate)"
+    else:
+        if job in jobs.jobs:
+            return
+        known = sorted(set(jobs.jobs) | in_history)
+        where = jobs.path
+    listed = ", ".join(known[:50]) + (f" and {len(known) - 50} more" if len(known) > 50 else "")
+    fail(f'{where}: no job named "{job}" (jobs: {listed or "none"})', EXIT_CONFIG)
+
+
+@cli.command()
+@click.argument("run_id", type=int)
+@click.option("--wait", "wait_seconds", type=click.IntRange(0), default=None, metavar="SECONDS",
+              help="wait until the run has stopped (at most SECONDS), then print its summary")
+@pass_ctx
+def cancel(ctx: Context, run_id: int, wait_seconds: int | None) -> None:
+    """Cancel a queued or running run: it stops at the next batch boundary, its checkpoint
+    committed (exit 0 cancelled or already finished, 2 unknown run)."""
+    import time
+
+    from syncd.cancel import request_cancel
+    from syncd.runner import describe
+    from syncd.web.history import get_run
+
+    outcome = request_cancel(ctx.state, run_id, by="cli")
+    if outcome.run is None:
+        fail(f"no run #{run_id}", EXIT_CONFIG)
+    click.echo(outcome.sentence())
+    if outcome.done != "requested" or wait_seconds is None:
+        return
+    deadline = time.monotonic() + wait_seconds
+    while (run := get_run(ctx.state, run_id)) is not None and run.status == "running":
+        if time.monotonic() > deadline:
+            fail(f"run #{run_id} is still running after {wait_seconds}s (a batch in progress "
+                 "ends first)", EXIT_FAILED)
+        time.sleep(0.5)
+    if run is not None:
+        click.echo(describe(run))
 
 
 def _set_paused(ctx: Context, job: str, paused: bool) -> None:
@@ -308,15 +390,29 @@ def main() -> None:
     """Entry point of the ``syncd`` console script."""
     from sqlalchemy.exc import DBAPIError
 
-    from syncd.engine.connect import is_transient, short
+    from syncd.engine.connect import explained, is_transient, short
+    from syncd.engine.urls import BadURL
 
     try:
         cli(prog_name="syncd")
+    except BadURL as exc:  # SYNCD_DATABASE_URL: the message names it
+        fail(str(exc), EXIT_CONFIG)
     except DBAPIError as exc:
-        message = short(exc)
+        where = local_database()
         if is_transient(exc):
-            fail(f"local database unreachable: {message}", EXIT_FAILED)
-        hint = ""
-        if "syncd_" in str(exc.orig):
-            hint = " (run `syncd db upgrade` to create syncd's tables)"
-        fail(f"local database: {message}{hint}", EXIT_CONFIG)
+            fail(f"local database unreachable: {where}: {explained(exc)}", EXIT_FAILED)
+        if MISSING_TABLES.search(str(exc.orig)):
+            fail(f"local database {where} has no syncd tables, or older ones ({short(exc)}): "
+                 "run `syncd db upgrade` to create or upgrade them", EXIT_CONFIG)
+        if type(exc.orig).__name__ == "OperationalError":  # the server refused the login
+            fail(f"local database {where} refused the connection: {explained(exc)}",
+                 EXIT_CONFIG)
+        fail(f"local database {where}: {explained(exc)}", EXIT_CONFIG)
+
+
+def local_database() -> str:
+    """The local database as an error names it: its masked URL and where it was set."""
+    from config import Config
+    from syncd.engine.urls import masked
+
+    return f"{masked(Config().SYNCD_DATABASE_URL)} (SYNCD_DATABASE_URL)"

@@ -23,6 +23,7 @@ def trigger(job: str, full_refresh: bool) -> None:
     from syncd import create_app, get_state
     from syncd.cli import load_jobs_or_exit
     from syncd.tasks import BrokerUnavailable, enqueue_run
+    from syncd.web.history import running_run
 
     app = create_app()
     state = get_state(app)
@@ -30,6 +31,7 @@ def trigger(job: str, full_refresh: bool) -> None:
         load_jobs_or_exit(state)  # says so when a rejected file leaves the last good one
         with app.app_context():
             run_id = enqueue_run(state, job, "cli", full_refresh=full_refresh, started_by="cli")
+        running = running_run(state, job)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
@@ -39,7 +41,9 @@ def trigger(job: str, full_refresh: bool) -> None:
     finally:
         state.dispose()
     kind = "full refresh" if full_refresh else "sync"
-    click.echo(f"queued {kind} of job {job} as run #{run_id}; follow it with: syncd history {job}")
+    then = f"; it waits for run #{running} to finish" if running is not None else ""
+    click.echo(f"queued {kind} of job {job} as run #{run_id}{then}; follow it with: "
+               f"syncd history {job}")
     click.echo(str(run_id))
 
 

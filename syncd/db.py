@@ -5,16 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from syncd.engine.urls import BadURL, database_url, masked_if_parsed
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+VERSION_TABLE = "syncd_alembic_version"  # as migrations/env.py names it
 
 
 def make_local_engine(url: str) -> Engine:
-    """An engine on the local database; SQLite gets WAL and a busy timeout."""
-    parsed = make_url(url)
+    """An engine on the local database; SQLite gets WAL and a busy timeout.
+
+    ``postgresql://`` and ``mysql://`` get the drivers syncd ships; a URL syncd cannot
+    use raises BadURL naming the local database and its masked URL.
+    """
+    try:
+        parsed = database_url(url)
+    except BadURL as exc:
+        shown = masked_if_parsed(url)  # one that does not parse may hide a password
+        where = "(SYNCD_DATABASE_URL)" if shown is None else f"{shown} (SYNCD_DATABASE_URL)"
+        raise BadURL(f"local database {where}: {exc}") from exc
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -22,7 +33,7 @@ def make_local_engine(url: str) -> Engine:
         kwargs = {"connect_args": {"timeout": 60}}
     elif parsed.get_backend_name() == "mysql":
         kwargs["pool_recycle"] = 3600
-    engine = create_engine(url, **kwargs)
+    engine = create_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -41,13 +52,26 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Run Alembic migrations of syncd's own tables up to ``revision``."""
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Run Alembic migrations of syncd's own tables up to ``revision``.
+
+    Returns the revision before (None: syncd's tables did not exist) and after.
+    """
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as conn:
+        before = current_revision(conn)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+        return before, current_revision(conn)
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The revision of syncd's tables in the local database (None: none there yet)."""
+    from alembic.runtime.migration import MigrationContext
+
+    context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()

@@ -19,11 +19,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery.schedules import crontab
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from syncd.engine.errors import ConfigError, cut, shown
 from syncd.engine.spec import TableSync
+from syncd.engine.urls import BadURL, database_url, masked, masked_if_parsed
 from syncd.notify.config import NotifySpec, parse_notify
 
 JOB_NAME = re.compile(r"^[a-z0-9_-]{1,100}$")
@@ -178,13 +177,7 @@ class JobsFile:
 
 def mask_url(url: str) -> str:
     """``mysql+pymysql://reader:secret@host/db`` -> ``mysql+pymysql://reader:***@host/db``."""
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError, TypeError):  # e.g. a port that is not a number
-        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
-    if parsed.password is None:
-        return parsed.render_as_string(hide_password=False)
-    return parsed.render_as_string(hide_password=True)
+    return masked(url)
 
 
 def parse_size(text: Any, where: str) -> int:
@@ -334,23 +327,14 @@ def _parse_source(name: str, raw: Any, label: str, environ: Mapping[str, str]) -
 
 
 def _check_url(url: str, where: str) -> None:
-    """ConfigError unless ``url`` is a database URL whose dialect and driver are installed."""
+    """ConfigError unless ``url`` is a database URL syncd can read (its kind, its driver)."""
     try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError, TypeError) as exc:
-        raise ConfigError(f"{where}: not a database URL ({shown(mask_url(url))})") from exc
-    try:
-        dialect = parsed.get_dialect()
-    except (ArgumentError, ImportError) as exc:
-        raise ConfigError(
-            f"{where}: unknown database kind {shown(parsed.drivername)} (use postgresql+psycopg2://,"
-            " mysql+pymysql:// or sqlite:///)") from exc
-    try:
-        dialect.import_dbapi()
-    except ImportError as exc:
-        raise ConfigError(
-            f"{where}: the driver of {shown(parsed.drivername)} is not installed (use "
-            "postgresql+psycopg2://, mysql+pymysql:// or sqlite:///)") from exc
+        database_url(url)
+    except BadURL as exc:
+        url_shown = masked_if_parsed(url)  # a URL that does not parse may hide a password
+        if url_shown is None:
+            raise ConfigError(f"{where}: {exc}") from exc
+        raise ConfigError(f"{where}: {shown(url_shown)}: {exc}") from exc
 
 
 def _refuse_unknown(unknown: set[str], known: set[str], where: str) -> None:

@@ -89,6 +89,12 @@ class SyncRun(Base):
     pid: Mapped[int | None] = mapped_column(Integer)
     task_id: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int | None] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # between attempts
+    attempt_errors_json: Mapped[str | None] = mapped_column("attempt_errors", Text)
+    waiting_for: Mapped[int | None] = mapped_column(BigInteger)  # queued behind this run
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_by: Mapped[str | None] = mapped_column(String(100))
     # Verify runs (trigger "verify"); NULL on sync runs.
     rows_compared: Mapped[int | None] = mapped_column(BigInteger)
     rows_different: Mapped[int | None] = mapped_column(BigInteger)
@@ -109,6 +115,33 @@ class SyncRun(Base):
         """Warnings as a list of {"message", "count"}."""
         data = json.loads(self.warnings_json) if self.warnings_json else {}
         return [{"message": m, "count": c} for m, c in data.items()]
+
+    @property
+    def attempt_errors(self) -> list[dict[str, Any]]:
+        """The error of each failed attempt: {"attempt", "at", "error"}, oldest first."""
+        return json.loads(self.attempt_errors_json) if self.attempt_errors_json else []
+
+    @property
+    def activity(self) -> str | None:
+        """What a queued or running run is doing now, in one line (None once finished)."""
+        if self.status == "queued":
+            if self.waiting_for is not None:
+                return f"waiting for run #{self.waiting_for} to finish"
+            return "waiting for a worker to take it"
+        if self.status != "running":
+            return None
+        if self.cancel_requested_at is not None:
+            return f"cancel requested by {self.cancelled_by}: stops at the next batch boundary"
+        errors = self.attempt_errors
+        of = f" of {self.max_attempts}" if self.max_attempts else ""
+        if self.next_attempt_at is not None and errors:
+            wait = max(0, round((self.next_attempt_at - utcnow()).total_seconds()))
+            return (f"attempt {(self.attempts or 0) + 1}{of}, next try in {wait} s: "
+                    f"{errors[-1]['error']}")
+        if (self.attempts or 0) > 1 and errors:
+            return (f"attempt {self.attempts}{of} (attempt {errors[-1]['attempt']} failed: "
+                    f"{errors[-1]['error']})")
+        return None
 
     @property
     def full_load(self) -> bool:
@@ -151,6 +184,13 @@ class SyncRun(Base):
             "warnings": self.warnings,
             "started_by": self.started_by,
             "attempts": self.attempts or 0,
+            "max_attempts": self.max_attempts,
+            "next_attempt_at": iso(self.next_attempt_at),
+            "attempt_errors": self.attempt_errors,
+            "waiting_for": self.waiting_for,
+            "cancel_requested_at": iso(self.cancel_requested_at),
+            "cancelled_by": self.cancelled_by,
+            "activity": self.activity,
             "rows_compared": self.rows_compared,
             "rows_different": self.rows_different,
             "rows_repaired": self.rows_repaired,

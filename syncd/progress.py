@@ -1,11 +1,13 @@
-"""A progress bar for `syncd run` on a terminal (rich)."""
+"""`syncd run` on a terminal: a progress bar (rich), and what Ctrl-C does."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
@@ -27,3 +29,34 @@ def terminal_progress(enabled: bool) -> Iterator[Any]:
 
     with bar:
         yield hook
+
+
+class CtrlC:
+    """Ctrl-C during ``syncd run``: the first asks the run to stop at the next batch
+    boundary (its checkpoint committed, the run recorded ``cancelled``); the second
+    stops it at once (the batch in progress is rolled back)."""
+
+    by = "Ctrl-C"
+
+    def __init__(self) -> None:
+        self.pressed = 0
+
+    def __call__(self) -> str | None:
+        """Who cancelled the run (``Ctrl-C``), or None: the runner asks after every batch."""
+        return self.by if self.pressed else None
+
+    def _on_sigint(self, _signum: int, _frame: Any) -> None:
+        self.pressed += 1
+        if self.pressed > 1:
+            raise KeyboardInterrupt
+        click.echo("syncd run: Ctrl-C: stopping at the next batch boundary "
+                   "(press Ctrl-C again to stop at once)", err=True)
+
+    @contextmanager
+    def installed(self) -> Iterator[CtrlC]:
+        """Handle Ctrl-C as above while the block runs."""
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)

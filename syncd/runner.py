@@ -1,7 +1,9 @@
 """Run one job: take the job's lock, call the engine, record the run, release.
 
 Every run leaves one ``syncd_runs`` row, whatever happens: ``skipped`` when
-another run holds the lock, ``failed`` with the error and traceback, or
+another run holds the lock (a run someone asked for waits instead: see
+``syncd.waiting``), ``cancelled`` when someone cancelled it (it stops after a
+committed batch: see ``syncd.cancel``), ``failed`` with the error and traceback, or
 ``succeeded`` with its counts and cursors. The runner decides where each
 transaction on the history begins and ends.
 
@@ -27,20 +29,31 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from syncd import SyncdState
+from syncd.cancel import CancelCheck
 from syncd.engine import Progress, SyncResult, connect_source, sync_table
 from syncd.engine.checkpoint import dumps
+from syncd.engine.checks import reach
 from syncd.engine.connect import translated_errors
-from syncd.engine.errors import ConfigError, RunTimedOut, one_line
+from syncd.engine.errors import (
+    ConfigError,
+    RunCancelled,
+    RunTimedOut,
+    SourceRefused,
+    SourceUnavailable,
+    one_line,
+)
 from syncd.jobs import JobSpec
 from syncd.locks import JobFence, JobLock, take_lease
 from syncd.models import JobState, SyncRun, utcnow
 from syncd.notify.alerts import notify_run
 from syncd.retry import Backoff, LocalUnavailable, describe_error, is_transient_error, local_write
 from syncd.stale_runs import abandon_running
+from syncd.waiting import wait_for_job, waiting_run
 
 log = logging.getLogger(__name__)
 
 ProgressHook = Callable[[SyncRun, Progress], None]
+Interrupted = Callable[[], str | None]  # who cancelled the run from this process, or None
 
 
 @dataclass(frozen=True)
@@ -88,13 +101,14 @@ def set_paused(state: SyncdState, job: str, paused: bool, by: str | None = None)
 
 
 def run_job(state: SyncdState, request: RunRequest, on_progress: ProgressHook | None = None,
-            ) -> SyncRun | None:
+            interrupted: Interrupted | None = None) -> SyncRun | None:
     """Run one job now in this process and return its finished run row.
 
     Raises ConfigError for an unknown job or a broken jobs file when no run row
     exists yet (nothing is written then), and LocalUnavailable when the local
     database cannot be reached, after every retry, before the run could start.
-    Returns None for a scheduled tick of a paused job.
+    Returns None for a scheduled tick of a paused job. ``interrupted`` says who
+    cancelled the run from this process (Ctrl-C), checked after every batch.
     """
     backoff = Backoff.of(state.config)
     try:
@@ -114,12 +128,29 @@ def run_job(state: SyncdState, request: RunRequest, on_progress: ProgressHook | 
         return None
     lock = JobLock(state.engine, spec.name)
     if not local_write(lock.acquire, backoff, "take the job lock"):
-        return local_write(
-            lambda: _finish_unstarted(state, request, "skipped", _held_reason(state, spec.name)),
-            backoff, "record the run")
+        if request.run_id is None or request.scheduled:
+            return local_write(
+                lambda: _finish_unstarted(state, request, "skipped",
+                                          _held_reason(state, spec.name)),
+                backoff, "record the run")
+        ended = wait_for_job(state, spec, request.run_id, lock)  # someone asked: it waits
+        if ended is not None:  # cancelled while it waited, or failed: waited too long
+            notify_run(state, ended)
+            return ended
     try:
+        if request.scheduled:
+            waiting = local_write(lambda: waiting_run(state, spec.name), backoff,
+                                  "read the runs waiting for the job")
+            if waiting is not None:  # someone asked for a run: it goes first
+                reason = (f"skipped: run #{waiting.id} ({waiting.trigger}, asked by "
+                          f"{waiting.started_by}) is waiting for this job and goes first")
+                return local_write(
+                    lambda: _finish_unstarted(state, request, "skipped", reason),
+                    backoff, "record the run")
         run = local_write(lambda: _start(state, request), backoff, "start the run")
-        run = _execute(state, spec, run, request, on_progress, lock)
+        if run.status != "running":  # cancelled while it waited for the lock
+            return run
+        run = _execute(state, spec, run, request, on_progress, lock, interrupted)
     finally:
         lock.release()
     notify_run(state, run)  # recorded and unlocked first; never raises
@@ -161,38 +192,56 @@ def _finish_unstarted(state: SyncdState, request: RunRequest, status: str, messa
 
 
 def _start(state: SyncdState, request: RunRequest) -> SyncRun:
-    """With the job's lock held: abandon the job's dead runs, record this one, take the lease."""
+    """With the job's lock held: abandon the job's dead runs, record this one, take the lease.
+
+    A queued run starts only if it is still queued (not cancelled meanwhile); its row is
+    returned unchanged otherwise.
+    """
     now = utcnow()
     holder = f"{socket.gethostname()}:{os.getpid()}"
+    started = {"status": "running", "started_at": now, "heartbeat_at": now,
+               "hostname": socket.gethostname(), "pid": os.getpid(), "waiting_for": None}
     with state.sessions.begin() as session:
         abandon_running(session, request.job)
-        run = _run_row(session, request, now)
-        run.status = "running"
-        run.started_at = now
-        run.heartbeat_at = now
-        run.hostname = socket.gethostname()
-        run.pid = os.getpid()
+        run = session.get(SyncRun, request.run_id) if request.run_id is not None else None
+        if run is None:
+            run = SyncRun(job=request.job, trigger=request.trigger,
+                          full_refresh=request.full_refresh, started_by=request.started_by,
+                          queued_at=now, **started)
+            session.add(run)
+        else:
+            done = session.connection().execute(
+                update(SyncRun).where(SyncRun.id == run.id, SyncRun.status == "queued")
+                .values(**started))
+            session.refresh(run)
+            if not done.rowcount:
+                return run
         session.flush()
         take_lease(session.connection(), request.job, run.id, holder)
         return run
 
 
 class _Recorder:
-    """Writes live progress to the run row, at most once a second (skipped while the
-    local database is unreachable: the next batch commit finds out and retries)."""
+    """After every committed batch: stops the run when it is past its timeout or was
+    cancelled, and writes live progress to the run row at most once a second (skipped
+    while the local database is unreachable: the next batch commit finds out and retries)."""
 
     def __init__(self, state: SyncdState, run: SyncRun, hook: ProgressHook | None,
-                 deadline: float | None, timeout_text: str) -> None:
+                 deadline: float | None, timeout_text: str, cancelled: CancelCheck) -> None:
         self.state = state
         self.run = run
         self.hook = hook
         self.deadline = deadline
         self.timeout_text = timeout_text
+        self.cancelled = cancelled
         self.last_write = 0.0
 
     def __call__(self, progress: Progress) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise RunTimedOut(f"timed out after {self.timeout_text}; checkpoint kept")
+        by = self.cancelled()
+        if by is not None:
+            raise RunCancelled(by)
         now = time.monotonic()
         if now - self.last_write >= 1.0:
             self.last_write = now
@@ -208,7 +257,7 @@ class _Recorder:
 
     def write(self, progress: Progress) -> None:
         with self.state.sessions.begin() as session:
-            session.execute(
+            session.connection().execute(
                 update(SyncRun).where(SyncRun.id == self.run.id).values(
                     rows_read=progress.rows_read, rows_inserted=progress.rows_inserted,
                     rows_updated=progress.rows_updated, rows_deleted=progress.rows_deleted,
@@ -218,11 +267,45 @@ class _Recorder:
             )
 
 
+@dataclass
+class _Attempts:
+    """The attempts of one run: each failed attempt's error is kept in the run's row."""
+
+    state: SyncdState
+    run_id: int
+    backoff: Backoff
+    errors: list[dict[str, object]]
+
+    def starting(self, attempt: int) -> None:
+        """Record that attempt number ``attempt`` starts (the row's ``attempts``)."""
+        with translated_errors("local database"):
+            _update_run(self.state, self.run_id, attempts=attempt,
+                        max_attempts=self.backoff.attempts, next_attempt_at=None)
+
+    def failed(self, attempt: int, error: BaseException, delay: float | None) -> None:
+        """Keep the error of a failed attempt, and when the next one starts (if any)."""
+        now = utcnow()
+        self.errors.append({"attempt": attempt, "at": _iso(now), "error": describe_error(error)})
+        values: dict[str, object] = {"attempt_errors_json": json.dumps(self.errors)}
+        if delay is not None:
+            values["next_attempt_at"] = now + timedelta(seconds=delay)
+        try:
+            _update_run(self.state, self.run_id, **values)
+        except Exception as exc:  # the local database itself may be what failed
+            if not is_transient_error(exc):
+                raise
+            log.warning("run #%s: attempt %d not recorded: %s", self.run_id, attempt,
+                        describe_error(exc))
+
+
 def _execute(state: SyncdState, spec: JobSpec, run: SyncRun, request: RunRequest,
-             hook: ProgressHook | None, lock: JobLock) -> SyncRun:
+             hook: ProgressHook | None, lock: JobLock,
+             interrupted: Interrupted | None = None) -> SyncRun:
     backoff = Backoff.of(state.config)
     deadline = time.monotonic() + spec.timeout.total_seconds() if spec.timeout else None
-    recorder = _Recorder(state, run, hook, deadline, _words(spec.timeout))
+    cancelled = CancelCheck(state, run.id, interrupted)
+    recorder = _Recorder(state, run, hook, deadline, _words(spec.timeout), cancelled)
+    attempts = _Attempts(state, run.id, backoff, [])
     fence = JobFence(lock, run.id)
     progress = Progress()
     result = SyncResult()
@@ -231,30 +314,67 @@ def _execute(state: SyncdState, spec: JobSpec, run: SyncRun, request: RunRequest
     attempt = 0
     for attempt in range(1, backoff.attempts + 1):
         try:
+            by = cancelled()
+            if by is not None:
+                raise RunCancelled(by)
+            attempts.starting(attempt)
             with translated_errors("local database"):
-                _set_attempt(state, run.id, attempt)
                 lock.ensure()  # after a restart of the local database: take the lock again
-            source = connect_source(spec.source.url)
-            try:
-                result = sync_table(spec.table_sync(), source, state.engine,
-                                    full_refresh=full_refresh, progress=progress,
-                                    on_progress=recorder, guard=fence,
-                                    mysql_reader=str(state.config.SYNCD_MYSQL_READER))
-            finally:
-                source.dispose()
+            result = _sync(spec, state, full_refresh, progress, recorder, fence)
             error = None
+            break
+        except KeyboardInterrupt:
+            if interrupted is None:
+                raise
+            error = RunCancelled(interrupted() or "Ctrl-C", "cancelled by Ctrl-C, twice: "
+                                 "stopped at once, the batch in progress rolled back")
             break
         except Exception as exc:  # noqa: BLE001  (recorded in the history, not lost)
             error = exc
-            if not is_transient_error(exc) or attempt == backoff.attempts:
+            last = not is_transient_error(exc) or attempt == backoff.attempts
+            if isinstance(exc, RunCancelled):
                 break
-            delay = backoff.delay(attempt)
+            delay = None if last else backoff.delay(attempt)
+            attempts.failed(attempt, exc, delay)
+            if delay is None:
+                break
             log.warning("job %s: attempt %d of %d failed (%s); retrying in %.1fs",
                         spec.name, attempt, backoff.attempts, describe_error(exc), delay)
-            time.sleep(delay)
+            by = _sleep_unless_cancelled(delay, cancelled)
+            if by is not None:
+                error = RunCancelled(by)
+                break
             if progress.phase != "starting":  # the engine got past resetting the checkpoint
                 full_refresh = False
-    return _finish(state, run, progress, result, error, attempt, backoff)
+    return _finish(state, run, progress, result, error, attempt, backoff, attempts.errors)
+
+
+def _sync(spec: JobSpec, state: SyncdState, full_refresh: bool, progress: Progress,
+          recorder: _Recorder, fence: JobFence) -> SyncResult:
+    """One attempt: reach the source (naming it in any error), then sync the table."""
+    source = connect_source(spec.source.url)
+    try:
+        where = f'source "{spec.source.name}" ({spec.source.masked_url})'
+        try:
+            reach(source)
+        except (SourceUnavailable, SourceRefused, ConfigError) as exc:
+            raise type(exc)(f"{where}: {exc}") from exc
+        return sync_table(spec.table_sync(), source, state.engine, full_refresh=full_refresh,
+                          progress=progress, on_progress=recorder, guard=fence,
+                          mysql_reader=str(state.config.SYNCD_MYSQL_READER))
+    finally:
+        source.dispose()
+
+
+def _sleep_unless_cancelled(seconds: float, cancelled: CancelCheck) -> str | None:
+    """Wait ``seconds`` before the next attempt; who cancelled the run meanwhile, or None."""
+    end = time.monotonic() + seconds
+    while True:
+        by = cancelled()
+        left = end - time.monotonic()
+        if by is not None or left <= 0:
+            return by
+        time.sleep(min(left, 0.5))
 
 
 def _words(value: timedelta | None) -> str:
@@ -267,13 +387,18 @@ def _words(value: timedelta | None) -> str:
     return f"{seconds}s"
 
 
-def _set_attempt(state: SyncdState, run_id: int, attempt: int) -> None:
+def _update_run(state: SyncdState, run_id: int, **values: object) -> None:
     with state.sessions.begin() as session:
-        session.execute(update(SyncRun).where(SyncRun.id == run_id).values(attempts=attempt))
+        session.execute(update(SyncRun).where(SyncRun.id == run_id).values(**values))
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def _finish(state: SyncdState, run: SyncRun, progress: Progress, result: SyncResult,
-            error: BaseException | None, attempts: int, backoff: Backoff) -> SyncRun:
+            error: BaseException | None, attempts: int, backoff: Backoff,
+            attempt_errors: list[dict[str, object]]) -> SyncRun:
     """Record the outcome (retried like every local write).
 
     When the local database stays unreachable, the outcome is returned unrecorded,
@@ -281,6 +406,8 @@ def _finish(state: SyncdState, run: SyncRun, progress: Progress, result: SyncRes
     the job's next run marks it abandoned.
     """
     values = _outcome(progress, result, error, attempts)
+    values["next_attempt_at"] = None
+    values["attempt_errors_json"] = json.dumps(attempt_errors) if attempt_errors else None
     try:
         recorded = local_write(lambda: _record(state, run.id, values), backoff,
                                "record the outcome of the run")
@@ -289,9 +416,9 @@ def _finish(state: SyncdState, run: SyncRun, progress: Progress, result: SyncRes
     except LocalUnavailable as exc:
         for key, value in values.items():
             setattr(run, key, value)
-        if error is None:
+        if error is None or run.status == "cancelled":
+            run.error = f"the sync {run.status} but its outcome could not be recorded: {exc}"
             run.status = "failed"
-            run.error = f"the sync succeeded but its outcome could not be recorded: {exc}"
         else:
             run.error = f"{run.error} (not recorded in the history: {exc})"
         return run
@@ -313,7 +440,12 @@ def _outcome(progress: Progress, result: SyncResult, error: BaseException | None
         "lookback_json": json.dumps(progress.lookback) if progress.lookback else None,
         "status": "succeeded" if error is None else "failed",
     }
-    if error is not None:
+    if isinstance(error, RunCancelled):
+        values["status"] = "cancelled"
+        values["cancelled_by"] = error.by
+        values["error"] = (f"{error}: stopped after {progress.rows_read:,} rows read; the "
+                           "checkpoint of the last committed batch is kept")
+    elif error is not None:
         prefix = ""
         if is_transient_error(error) and attempts > 1:
             prefix = f"gave up after {attempts} attempts: "
@@ -338,7 +470,7 @@ def _json(value: object) -> str | None:
 
 
 def describe(run: SyncRun) -> str:
-    """One summary line of a finished run."""
+    """One summary line of a run (what it is doing now, if it is not finished)."""
     data = run.to_dict()
     line = (
         f"run #{run.id} {run.job}: {run.status}"
@@ -353,6 +485,8 @@ def describe(run: SyncRun) -> str:
         line += f" reader={run.reader}"  # type: ignore[attr-defined]
     for warning in data["warnings"]:
         line += f" [warning: {warning['message']} x{warning['count']}]"
-    if run.error:
+    if run.activity:  # a queued or running run: waiting, retrying, being cancelled
+        line += f" -- {one_line(run.activity)}"
+    elif run.error:
         line += f" -- {one_line(run.error)}"
     return line

@@ -2,7 +2,8 @@
 
 Runs the migrations, then a Celery worker with embedded beat and the admin web
 app (gunicorn) as child processes, and (with ``--demo``) a demo source that
-keeps changing. The children run in their own process group: the first Ctrl-C
+keeps changing. One ``syncd up`` per var directory (``syncd.up_lock``); everything
+is checked before anything is written. The children run in their own process group: the first Ctrl-C
 asks them to stop (a running sync finishes first), the second stops them at once.
 """
 
@@ -22,8 +23,10 @@ from typing import Any
 import click
 
 from syncd.engine.errors import ConfigError
+from syncd.up_lock import AlreadyRunning, UpLock
 
 STOP_GRACE_SECONDS = 60.0
+MAX_SOCKET_PATH = 100  # a Unix socket's path has room for 107 bytes on Linux
 ANNOUNCE_WAIT_SECONDS = 60.0  # the admin page is announced by then even if no worker reported
 
 
@@ -48,63 +51,127 @@ def worker_command(concurrency: int) -> list[str]:
             "--loglevel=info", f"--concurrency={concurrency}"]
 
 
-def web_command(host: str, port: int) -> list[str]:
-    """The admin web app under gunicorn."""
-    return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
-            "syncd.web:create_web_app()"]
+def web_command(host: str, port: int, var_dir: Path | None = None) -> list[str]:
+    """The admin web app under gunicorn; its control socket lives in the var directory
+    (gunicorn's default is one shared socket in the user's home), or is off."""
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2"]
+    socket_path = Path(var_dir) / "gunicorn.ctl" if var_dir is not None else None
+    if socket_path is not None and len(str(socket_path).encode()) <= MAX_SOCKET_PATH:
+        command += ["--control-socket", str(socket_path)]
+    else:
+        command.append("--no-control-socket")
+    return [*command, "syncd.web:create_web_app()"]
 
 
 def run_up(config: Any, options: UpOptions) -> int:
-    """Run everything until Ctrl-C; the exit code of ``syncd up``."""
+    """Run everything until Ctrl-C; the exit code of ``syncd up``.
+
+    Everything is checked before anything is written: no other ``syncd up`` in this var
+    directory, the admin port free, the jobs file valid, the local database and the broker
+    reachable. Only then the demo shop and its jobs file, the migrations, the first user.
+    """
     env = dict(config.ENVIRON)
     env["SYNCD_VAR_DIR"] = str(config.VAR_DIR)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    writer = None
-    if options.demo:
-        writer = _prepare_demo(config, env)
     try:
-        code, admin_password = _prepare(env)
-        if code:
-            return code
-        if _port_taken(options.host, options.port):
-            say(f"{options.host}:{options.port} is already in use; choose another with --port")
-            return 1
-        services = Services(env)
-        services.admin_password = admin_password
-        services.worker_ready = _worker_reported(config.SYNCD_DATABASE_URL, time.time())
-        services.start("worker", worker_command(options.concurrency))
-        services.start("web", web_command(options.host, options.port))
-        if writer is not None:
-            writer.start()  # after the forks: no thread is running while they happen
-        return services.supervise(options.host, options.port)
-    finally:
-        if writer is not None:
-            writer.stop()
+        with UpLock(config.VAR_DIR) as lock:
+            demo = _demo_plan(config, env) if options.demo else None
+            code = _check(env, options, writes_jobs_file=bool(demo and demo.write_jobs))
+            if code:
+                return code
+            writer = _prepare_demo(demo) if demo is not None else None
+            try:
+                code, admin_password = _prepare(env)
+                if code:
+                    return code
+                services = Services(env)
+                services.admin_password = admin_password
+                services.worker_ready = _worker_reported(config.SYNCD_DATABASE_URL, time.time())
+                services.start("worker", worker_command(options.concurrency))
+                services.start("web", web_command(options.host, options.port, config.VAR_DIR))
+                if writer is not None:
+                    writer.start()  # after the forks: no thread is running while they happen
+                lock.record(f"http://{options.host}:{options.port}/")
+                return services.supervise(options.host, options.port)
+            finally:
+                if writer is not None:
+                    writer.stop()
+    except AlreadyRunning as exc:
+        say(f"error: {exc}")
+        return 1
 
 
-def _prepare_demo(config: Any, env: dict[str, str]) -> Any:
-    """Create the demo source (once), write demo jobs unless a jobs file exists."""
-    from syncd.demo import DemoWriter, create_demo_source, demo_counts, write_demo_jobs
+@dataclass(frozen=True)
+class DemoPlan:
+    """What ``--demo`` will create: the shop and, unless one exists, its jobs file."""
 
+    source: Path
+    jobs_file: Path
+    write_jobs: bool
+
+
+def _demo_plan(config: Any, env: dict[str, str]) -> DemoPlan:
+    """Decide the demo's files (nothing written yet); point SYNCD_JOBS_FILE at its jobs."""
     demo_dir = Path(config.VAR_DIR) / "demo"
     source = demo_dir / "shop.sqlite"
-    if create_demo_source(source):
-        counts = ", ".join(f"{n} {t}" for t, n in demo_counts(source).items())
-        say(f"demo: created the shop database {source} ({counts})")
     jobs_file = Path(config.SYNCD_JOBS_FILE)
     if jobs_file.exists():
-        say(f"demo: using your jobs file {jobs_file}; the demo shop is {source}")
-    else:
-        jobs_file = write_demo_jobs(demo_dir / "jobs.toml", source)
-        env["SYNCD_JOBS_FILE"] = str(jobs_file)
-        say(f"demo: jobs file {jobs_file} (orders every 10s, customers every 15s, "
+        return DemoPlan(source, jobs_file, write_jobs=False)
+    jobs_file = demo_dir / "jobs.toml"
+    env["SYNCD_JOBS_FILE"] = str(jobs_file)
+    return DemoPlan(source, jobs_file, write_jobs=not jobs_file.exists())
+
+
+def _prepare_demo(plan: DemoPlan) -> Any:
+    """Create the demo source (once) and its jobs file (unless it exists): the writer."""
+    from syncd.demo import DemoWriter, create_demo_source, demo_counts, write_demo_jobs
+
+    if create_demo_source(plan.source):
+        counts = ", ".join(f"{n} {t}" for t, n in demo_counts(plan.source).items())
+        say(f"demo: created the shop database {plan.source} ({counts})")
+    if plan.write_jobs:
+        write_demo_jobs(plan.jobs_file, plan.source)
+        say(f"demo: jobs file {plan.jobs_file} (orders every 10s, customers every 15s, "
             "products every 30s); for `syncd jobs` and `syncd trigger` in another shell: "
-            f"export SYNCD_JOBS_FILE={jobs_file}")
-    return DemoWriter(source)
+            f"export SYNCD_JOBS_FILE={plan.jobs_file}")
+    else:
+        say(f"demo: using the jobs file {plan.jobs_file}; the demo shop is {plan.source}")
+    return DemoWriter(plan.source)
+
+
+def _check(env: dict[str, str], options: UpOptions, writes_jobs_file: bool) -> int:
+    """Everything that can stop the start, checked before anything is written."""
+    from config import Config
+    from syncd import create_app, get_state
+
+    if _port_taken(options.host, options.port):
+        say(f"{options.host}:{options.port} is already in use; choose another with --port")
+        return 1
+    app = create_app(Config(environ=env))
+    state = get_state(app)
+    try:
+        if not writes_jobs_file:
+            try:
+                state.jobs()
+            except ConfigError as exc:
+                say(f"error: {exc}")
+                if not Path(state.config.SYNCD_JOBS_FILE).exists():
+                    say("hint: write a jobs.toml (see jobs.example.toml), or try "
+                        "`syncd up --demo`")
+                return 2
+        with state.engine.connect():
+            pass  # reachable (DBAPIError otherwise: syncd's one-line answer)
+        broker = str(state.config.CELERY_BROKER_URL)
+        if not broker.startswith("sqla+sqlite"):  # the embedded broker is created later
+            with app.extensions["celery"].connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1)
+    finally:
+        state.dispose()
+    return 0
 
 
 def _prepare(env: dict[str, str]) -> tuple[int, str | None]:
-    """Validate the jobs file, migrate the local database, create the broker's tables.
+    """Migrate the local database, housekeep, create the first user and the broker's tables.
 
     Returns the exit code (0: go on) and the password of a newly created admin user.
     """
@@ -119,14 +186,14 @@ def _prepare(env: dict[str, str]) -> tuple[int, str | None]:
             jobs = state.jobs()
         except ConfigError as exc:
             say(f"error: {exc}")
-            if not Path(state.config.SYNCD_JOBS_FILE).exists():
-                say("hint: write a jobs.toml (see jobs.example.toml), or try `syncd up --demo`")
             return 2, None
-        upgrade(state.engine)
+        before, after = upgrade(state.engine)
         force = state.jobs_in_force()
         if force.rejected is not None:
             say(f"warning: jobs file rejected: {force.rejected}; {force.explanation()}")
-        say(f"local database is up to date; {len(jobs.jobs)} job(s) in {jobs.path}")
+        done = "created syncd's tables" if before is None else (
+            f"upgraded syncd's tables to revision {after}" if before != after else "up to date")
+        say(f"local database: {done}; {len(jobs.jobs)} job(s) in {jobs.path}")
         _housekeep(state)
         password = _first_user(state)
         with app.extensions["celery"].connection_for_write() as conn:

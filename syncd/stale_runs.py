@@ -7,7 +7,8 @@
   next run resumes from the last committed checkpoint.
 - A run ``queued`` for longer than SYNCD_QUEUED_TIMEOUT will never start: its broker
   message expires then (``syncd.tasks.enqueue_run``), or was lost. It is marked
-  ``abandoned`` with that reason.
+  ``abandoned`` with that reason. A queued run that a worker holds while it waits for
+  its job (``syncd.waiting``) moves its heartbeat every second: it is left alone.
 
 Beat does this every SYNCD_HOUSEKEEPING_SECONDS (in its own process: no worker
 needed), ``syncd up`` when it starts, and a read of the dashboard or of /metrics
@@ -22,7 +23,7 @@ import time
 from datetime import timedelta
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from syncd import SyncdState
@@ -86,7 +87,9 @@ def expire_queued(state: SyncdState, timeout_seconds: float) -> list[int]:
     cutoff = now - timedelta(seconds=timeout_seconds)
     with state.sessions.begin() as session:
         ids = list(session.scalars(
-            select(SyncRun.id).where(SyncRun.status == "queued", SyncRun.queued_at < cutoff)
+            select(SyncRun.id).where(SyncRun.status == "queued", SyncRun.queued_at < cutoff,
+                                     or_(SyncRun.heartbeat_at.is_(None),
+                                         SyncRun.heartbeat_at < cutoff))
         ))
         if ids:
             session.execute(

@@ -2,9 +2,9 @@
 
 ``sync(job=...)`` is a beat tick: it does nothing while the job is paused.
 ``sync(run_id=...)`` runs a row that ``enqueue_run`` recorded as ``queued``
-(and committed) before it sent the message. The runner takes the job's lock,
-records ``skipped`` when another run holds it, and retries transient source
-errors with backoff on the same row.
+(and committed) before it sent the message. The runner takes the job's lock: a
+scheduled tick that finds it held is recorded ``skipped``, a queued run waits for
+it (``syncd.waiting``). Transient errors are retried with backoff on the same row.
 """
 
 from __future__ import annotations
@@ -33,11 +33,16 @@ class BrokerUnavailable(SyncError):
     transient = True
 
 
-def time_limits(job: Any, max_run_seconds: float) -> dict[str, float]:
-    """apply_async options: the soft and hard time limits of one run of ``job``."""
+def time_limits(job: Any, max_run_seconds: float, waits: bool = False) -> dict[str, float]:
+    """apply_async options: the soft and hard time limits of one run of ``job``; a run that
+    may wait for its job first (``waits``: someone asked for it) gets the wait on top."""
+    from syncd.waiting import wait_limit
+
     soft = float(max_run_seconds)
     if job.timeout is not None:
         soft = min(soft, job.timeout.total_seconds() + SOFT_LIMIT_GRACE)
+    if waits:
+        soft += wait_limit(job, max_run_seconds)
     return {"soft_time_limit": soft, "time_limit": soft + HARD_LIMIT_MARGIN}
 
 
@@ -122,7 +127,7 @@ def enqueue_run(state: Any, job: str, trigger: str, full_refresh: bool = False,
             retry=True, retry_policy=RETRY_POLICY,
             # Never started after this long: housekeeping then marks the run abandoned.
             expires=float(state.config.SYNCD_QUEUED_TIMEOUT),
-            **time_limits(spec, state.config.SYNCD_MAX_RUN_SECONDS),
+            **time_limits(spec, state.config.SYNCD_MAX_RUN_SECONDS, waits=True),
         )
     except Exception as exc:  # noqa: BLE001  (kombu raises many kinds; all mean "not sent")
         message = f"could not queue the run: broker unreachable ({type(exc).__name__}: {exc})"

@@ -21,8 +21,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from syncd import SyncdState
+from syncd.cancel import CancelCheck
 from syncd.engine import Progress, connect_source
-from syncd.engine.errors import ConfigError, RunTimedOut, SyncError
+from syncd.engine.errors import ConfigError, RunCancelled, RunTimedOut, SyncError
 from syncd.engine.verify import VerifyOptions, VerifyReport, verify_table
 from syncd.jobs import JobSpec
 from syncd.locks import JobFence, JobLock, take_lease
@@ -138,6 +139,7 @@ class _Heartbeat:
     def __init__(self, state: SyncdState, run_id: int, spec: JobSpec,
                  hook: Callable[[Progress], None] | None) -> None:
         self.state, self.run_id, self.hook = state, run_id, hook
+        self.cancelled = CancelCheck(state, run_id)
         self.deadline = time.monotonic() + spec.timeout.total_seconds() if spec.timeout else None
         self.timeout = spec.timeout
         self.last = 0.0
@@ -145,6 +147,9 @@ class _Heartbeat:
     def __call__(self, progress: Progress) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise RunTimedOut(f"timed out after {self.timeout}; verify stopped")
+        by = self.cancelled()
+        if by is not None:  # a cancel request (web, API, syncd cancel): stop here
+            raise RunCancelled(by, f"cancelled by {by}; verify stopped")
         if time.monotonic() - self.last >= 1.0:
             self.last = time.monotonic()
             with self.state.sessions.begin() as session:
@@ -188,7 +193,9 @@ def _finish(state: SyncdState, run_id: int, request: VerifyRequest, progress: Pr
             run.rows_different = report.rows_different
             run.rows_repaired = report.rows_repaired if request.repair else None
             run.verify_json = json.dumps({"repair": request.repair, **report.to_dict()})
-        if error is not None:
+        if isinstance(error, RunCancelled):
+            run.status, run.cancelled_by, run.error = "cancelled", error.by, str(error)
+        elif error is not None:
             run.status = "failed"
             run.error = str(error) if isinstance(error, SyncError) else \
                 f"{type(error).__name__}: {error}"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from web_helpers import Site, site_fixture
+from web_helpers import Site, held_job_lock, site_fixture
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def _auth(token: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("method,path", [
     ("GET", "/api/jobs"), ("GET", "/api/runs"), ("GET", "/api/runs/1"),
-    ("POST", "/api/jobs/orders/sync"),
+    ("POST", "/api/jobs/orders/sync"), ("POST", "/api/runs/1/cancel"),
 ])
 def test_401_without_a_valid_token_never_a_redirect(site: Any, token: str, method: str,
                                                     path: str) -> None:
@@ -138,3 +138,57 @@ def test_tokens_add_prints_the_token_alone_on_the_last_line(site: Any) -> None:
     assert token.startswith("syncd_") and " " not in token
     response = site.client().get("/api/runs", headers=_auth(token))
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("body,content_type,words", [
+    ('{"full_refresh": "false"}', "application/json", 'full_refresh must be true or false'),
+    ('{"full_refresh": 1}', "application/json", "full_refresh must be true or false"),
+    ('{"full_refresh": null}', "application/json", "full_refresh must be true or false"),
+    ('{"full_refresh": tru}', "application/json", "the body must be JSON"),
+    ("full_refresh=1", "application/x-www-form-urlencoded", "the body must be JSON"),
+    ('"full_refresh"', "application/json", "the body must be a JSON object"),
+    ('[true]', "application/json", "the body must be a JSON object"),
+    ('{"fullrefresh": true}', "application/json", 'unknown field(s) "fullrefresh"'),
+    ('{"full_refresh": false}', "text/plain", None),  # JSON, whatever its label says
+])
+def test_post_sync_body_must_be_json_booleans_else_400_and_nothing_queued(
+        site: Any, token: str, body: str, content_type: str, words: str | None) -> None:
+    response = site.client().post("/api/jobs/orders/sync", data=body,
+                                  content_type=content_type, headers=_auth(token))
+    if words is None:
+        assert response.status_code == 202
+        assert response.get_json()["full_refresh"] is False
+        return
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.is_json and words in response.get_json()["error"], response.get_json()
+    assert site.runs() == []  # nothing queued, no full resync started
+
+
+def test_post_cancel_cancels_a_queued_run_and_says_so_for_others(site: Any, token: str) -> None:
+    from syncd.models import utcnow
+
+    client = site.client()
+    queued = site.add_run(status="queued", trigger="manual", queued_at=utcnow())
+    response = client.post(f"/api/runs/{queued}/cancel", headers=_auth(token))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    data = response.get_json()
+    assert (data["status"], data["cancelled_by"], data["cancel"]) == (
+        "cancelled", "token:ci", "cancelled")
+    assert data["finished_at"] and data["error"] == "cancelled by token:ci before it started"
+
+    running = site.add_run(status="running", finished_at=None, queued_at=utcnow())
+    with held_job_lock(site):  # its process is alive: it is asked to stop
+        data = client.post(f"/api/runs/{running}/cancel", headers=_auth(token)).get_json()
+    assert (data["status"], data["cancelled_by"], data["cancel"]) == (
+        "running", "token:ci", "requested")
+    assert data["cancel_requested_at"] and data["activity"] == (
+        "cancel requested by token:ci: stops at the next batch boundary")
+
+    done = site.add_run(status="succeeded")
+    data = client.post(f"/api/runs/{done}/cancel", headers=_auth(token)).get_json()
+    assert (data["status"], data["cancel"], data["cancelled_by"]) == (
+        "succeeded", "finished", None)
+    missing = client.post("/api/runs/987654/cancel", headers=_auth(token))
+    assert missing.status_code == 404 and missing.is_json
+    bad = client.post(f"/api/runs/{done}/cancel", data="x", headers=_auth(token))
+    assert bad.status_code == 400

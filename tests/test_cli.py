@@ -194,4 +194,94 @@ def test_history_filters_by_job_and_status(databases, make_env):
     assert env.syncd("run", "orders").returncode == 2  # table gone: bad configuration
     assert [r["status"] for r in history(env, "orders", "--status", "succeeded")] == [
         "succeeded"]
-    assert history(env, "other") == []
+    other = env.syncd("history", "other", "--json")  # no such job: exit 2, not an empty list
+    assert other.returncode == 2 and other.stdout == ""
+
+
+def test_history_of_an_unknown_job_exits_2_listing_the_jobs(databases, make_env):
+    src = databases.sqlite()
+    create_orders(src, 5)
+    env = make_env(databases.sqlite(), jobs_toml(src) + jobs_toml(src, name="customers",
+                                                                  target="c")
+                   .split("\n\n", 1)[1])
+    env.syncd("run", "orders", check=True)
+    proc = env.syncd("history", "orderz")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip() == (f'error: {env.jobs_file}: no job named "orderz" '
+                                   "(jobs: customers, orders)"), proc.stderr
+    assert proc.stdout == ""
+    assert env.syncd("history", "customers", check=True).stdout.strip() == "no runs"
+    env.write_jobs(jobs_toml(src, name="customers", target="c"))  # orders left the file
+    kept = env.syncd("history", "orders", "--json", check=True)
+    assert [r["status"] for r in json.loads(kept.stdout)] == ["succeeded"]  # history is kept
+
+
+class StderrLines:
+    """The lines a background process writes to stderr, read as they come."""
+
+    def __init__(self, proc) -> None:  # type: ignore[no-untyped-def]
+        import threading
+
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self.thread.start()
+
+    def _read(self, proc) -> None:  # type: ignore[no-untyped-def]
+        for line in proc.stderr:
+            self.lines.append(line)
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+def test_ctrl_c_cancels_the_run_at_a_batch_boundary_and_exits_130(databases, make_env):
+    src, local = databases.mysql(), databases.postgres()
+    create_orders(src, 2_000)
+    gate = SourceGate(src, at=1_001)
+    env = make_env(local, jobs_toml(src, batch_size=100, **gate.job_fields()))
+    with gate:
+        run = env.popen("run", "orders")
+        err = StderrLines(run)
+        try:
+            gate.wait_until_reached()  # the batches before row 1001 are committed
+            wait_for(lambda: checkpoint_position(local) >= 500)
+            run.send_signal(signal.SIGINT)
+            wait_for(lambda: "stopping at the next batch boundary" in err.text())
+            assert run.poll() is None
+        except BaseException:
+            run.kill()
+            raise
+    out = run.stdout.read()  # the gate is open: the run commits one more batch and stops
+    assert run.wait(timeout=120) == 130, out + err.text()
+    err.thread.join(timeout=10)
+    assert "Traceback" not in out + err.text() and "Aborted" not in err.text()
+    summary = out.strip().splitlines()[-1]
+    assert summary.startswith("run #1 orders: cancelled read="), summary
+    assert "-- cancelled by Ctrl-C: stopped after " in summary
+    assert "the checkpoint of the last committed batch is kept" in summary
+    (row,) = history(env)
+    assert (row["status"], row["cancelled_by"]) == ("cancelled", "Ctrl-C")
+    stopped_at = checkpoint_position(local)
+    # at a batch boundary (rows 1..N committed, N a multiple of the batch), far from the end
+    assert 500 <= stopped_at <= 1_100 and stopped_at % 100 == 0, stopped_at
+    assert row["rows_read"] == stopped_at
+
+    second = env.syncd("run", "orders")  # resumes from the checkpoint
+    assert second.returncode == 0, second.stdout + second.stderr
+    runs = history(env)
+    assert [r["status"] for r in runs] == ["succeeded", "cancelled"]
+    assert runs[0]["rows_read"] == 2_000 - stopped_at
+    assert table_rows(local, "orders") == table_rows(src, "orders")
+
+
+def test_cancel_unknown_run_exits_2_finished_run_exits_0(databases, make_env):
+    src = databases.sqlite()
+    create_orders(src, 5)
+    env = make_env(databases.sqlite(), jobs_toml(src))
+    env.syncd("run", "orders", check=True)
+    done = env.syncd("cancel", "1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "run #1 of orders already finished (succeeded): nothing to cancel"
+    unknown = env.syncd("cancel", "99")
+    assert unknown.returncode == 2 and unknown.stderr.strip() == "error: no run #99"
+    assert [r["status"] for r in history(env)] == ["succeeded"]

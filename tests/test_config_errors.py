@@ -93,8 +93,9 @@ def test_error_lines_cut_long_values_to_200_characters(databases, make_env):
 
 
 def test_unknown_database_kind_and_missing_driver(databases, make_env):
+    # mysql:// itself is read with PyMySQL, the driver syncd ships (tests/test_database_urls.py)
     for url, text in (("foo://h/db", 'unknown database kind "foo"'),
-                      ("mysql://h/db", 'the driver of "mysql" is not installed')):
+                      ("mysql+mysqldb://h/db", 'not with "mysqldb" (write mysql://')):
         env = make_env(databases.sqlite(), jobs_toml(url))
         proc = env.syncd("check")
         assert proc.returncode == 2, proc.stderr

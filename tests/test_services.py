@@ -6,12 +6,15 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from celery_helpers import runs, wait_for
 from sample_tables import table_rows
 
@@ -138,3 +141,73 @@ def test_demo_writer_is_not_blocked_by_a_reader(tmp_path):
     writer.stop()
     conn.execute("COMMIT")
     conn.close()
+
+
+def test_up_twice_in_one_var_directory_refuses_and_writes_nothing(databases, make_env, reaper,
+                                                                   tmp_path):
+    env = make_env(databases.sqlite("local"), migrate=False)
+    env.jobs_file.unlink()
+    home = tmp_path / "home"
+    home.mkdir()
+    env.extra_env["HOME"] = str(home)  # gunicorn's default control socket would go here
+    port = free_port()
+    log = (tmp_path / "up.log").open("w")
+    up = subprocess.Popen([sys.executable, "-m", "syncd", "up", "--demo", "--port", str(port)],
+                          env=env.env, cwd=env.tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    reaper.append(up.pid)
+    try:
+        wait_for(lambda: "admin page: " in (tmp_path / "up.log").read_text(), 60,
+                 lambda: f"syncd up did not start:\n{(tmp_path / 'up.log').read_text()}")
+        reaper.extend(children_of(up.pid))
+        jobs = env.var_dir / "demo" / "jobs.toml"
+        edited = jobs.read_text() + "# edited by hand\n"
+        jobs.write_text(edited)
+
+        second = env.syncd("up", "--demo", "--port", str(free_port()), timeout=120)
+
+        assert second.returncode == 1, second.stderr
+        lines = [ln for ln in second.stderr.splitlines() if "error:" in ln]
+        assert len(lines) == 1, second.stderr
+        assert lines[0].startswith(f"syncd up: error: syncd up is already running in "
+                                   f"{env.var_dir}: pid {up.pid} on {socket.gethostname()} "
+                                   "since "), lines[0]
+        assert lines[0].endswith(f", admin page http://127.0.0.1:{port}/; stop it first (Ctrl-C "
+                                 f"in its terminal, or kill {up.pid}), or give this one its own "
+                                 "SYNCD_VAR_DIR and broker"), lines[0]
+        assert jobs.read_text() == edited  # checked before anything was written
+        assert len(children_of(up.pid)) == 2  # still one worker (with its beat) and one web
+        assert (env.var_dir / "gunicorn.ctl").exists()  # gunicorn's control socket
+        assert not (home / ".gunicorn").exists()
+        up.send_signal(signal.SIGINT)
+        up.wait(timeout=90)
+    finally:
+        if up.poll() is None:
+            up.kill()
+        log.close()
+    assert up.returncode == 0
+
+
+def test_a_start_that_fails_its_checks_writes_nothing(databases, make_env):
+    env = make_env(databases.sqlite("local"), migrate=False)
+    env.jobs_file.unlink()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = env.syncd("up", "--demo", "--port", str(port), timeout=120)
+    assert proc.returncode == 1
+    assert f"127.0.0.1:{port} is already in use" in proc.stderr
+    assert not (env.var_dir / "demo").exists()  # no demo shop, no jobs file
+    engine = sa.create_engine(env.local_url)
+    with engine.connect() as conn:
+        assert sa.inspect(conn).get_table_names() == []  # no migrations either
+    engine.dispose()
+
+
+def test_web_command_keeps_gunicorns_control_socket_in_the_var_directory(tmp_path):
+    from syncd.services import web_command
+
+    command = web_command("127.0.0.1", 8000, tmp_path)
+    assert command[command.index("--control-socket") + 1] == str(tmp_path / "gunicorn.ctl")
+    deep = tmp_path / ("x" * 120)
+    assert "--no-control-socket" in web_command("127.0.0.1", 8000, deep)  # too long a path

@@ -45,20 +45,49 @@ def test_sync_now_queues_a_run_through_the_broker_and_shows_it(site: Any) -> Non
     assert "queued as run" in page and "status-queued" in page and "alice" in page
 
 
-def test_buttons_are_disabled_and_sync_refused_while_a_run_is_in_progress(site: Any) -> None:
-    running = site.add_run(status="running", finished_at=None)
+def test_buttons_are_disabled_and_sync_refused_while_a_run_is_queued(site: Any) -> None:
+    # A run someone asked for and no worker started yet: asking again adds nothing.
+    from syncd.models import utcnow
+
+    queued = site.add_run(status="queued", trigger="manual", full_refresh=True,
+                          started_by="bob", queued_at=utcnow())  # not yet expired
     client = site.login()
-    with held_job_lock(site):  # the running run is alive
-        dashboard = client.get("/").get_data(as_text=True)
+    dashboard = client.get("/").get_data(as_text=True)
     assert re.search(r'<button type="submit" class="primary" disabled[^>]*>Sync now', dashboard)
     assert '<span class="button disabled"' in dashboard
     confirm = client.get("/jobs/orders/resync").get_data(as_text=True)
     assert re.search(r'<button type="submit" class="danger" disabled>', confirm)
-    response = client.post("/jobs/orders/sync", data={"csrf_token": page_token(client)})
+    for full in ("0", "1"):  # a queued full resync does what a sync would do, and more
+        response = client.post("/jobs/orders/sync", data={"csrf_token": page_token(client),
+                                                          "full_refresh": full})
+        assert response.status_code == 303
+        assert response.headers["Location"] == f"/runs/{queued}"
+    assert [r.id for r in site.runs()] == [queued]
+    assert "already queued as run" in client.get(f"/runs/{queued}").get_data(as_text=True)
+
+
+def test_sync_while_a_run_is_running_queues_a_run_that_waits_for_it(site: Any) -> None:
+    """Who asked is never dropped: the new run waits for the running one (a worker holds
+    it queued, "waiting for run #N"; tests/test_worker.py runs it)."""
+    running = site.add_run(status="running", finished_at=None)
+    client = site.login()
+    with held_job_lock(site):  # the running run is alive
+        dashboard = client.get("/").get_data(as_text=True)
+        assert re.search(r'<button type="submit" class="primary" title="run #\d+ is in '
+                         r'progress: a new run waits for it">Sync now', dashboard)
+        confirm = client.get("/jobs/orders/resync").get_data(as_text=True)
+        assert f"Run <a href=\"/runs/{running}\">#{running}</a> of this job is in progress: " \
+            "the full resync waits for it to finish, then starts." in confirm
+        assert re.search(r'<button type="submit" class="danger" >Yes, start', confirm)
+        response = client.post("/jobs/orders/sync",
+                               data={"csrf_token": page_token(client), "full_refresh": "1"})
     assert response.status_code == 303
-    assert response.headers["Location"] == f"/runs/{running}"
-    assert [r.id for r in site.runs()] == [running]
-    assert "already in progress" in client.get(f"/runs/{running}").get_data(as_text=True)
+    first, new = site.runs()
+    assert first.id == running
+    assert response.headers["Location"] == f"/runs/{new.id}"
+    assert (new.status, new.full_refresh, new.started_by) == ("queued", True, "alice")
+    page = client.get(f"/runs/{new.id}").get_data(as_text=True)
+    assert f"queued as run #{new.id}; it waits for run #{running} to finish, then starts" in page
 
 
 def test_full_resync_goes_through_a_confirmation_page(site: Any) -> None:
@@ -113,3 +142,49 @@ def test_sync_with_the_broker_down_says_so(databases: Any, make_env: Any) -> Non
     assert run.status == "failed" and "broker unreachable" in run.error
     page = client.get("/jobs/orders").get_data(as_text=True)
     assert "could not queue the run" in page
+
+
+def test_cancel_a_queued_and_a_running_run_from_their_pages(site: Any) -> None:
+    from syncd.models import utcnow
+
+    queued = site.add_run(status="queued", trigger="manual", started_by="bob",
+                          queued_at=utcnow())
+    vic = site.login("vic")
+    assert "Cancel run" not in vic.get(f"/runs/{queued}").get_data(as_text=True)
+    assert vic.post(f"/runs/{queued}/cancel",
+                    data={"csrf_token": page_token(vic)}).status_code == 403
+    client = site.login()
+    page = client.get(f"/runs/{queued}").get_data(as_text=True)
+    assert f'<form method="post" action="/runs/{queued}/cancel"' in page
+    assert client.post(f"/runs/{queued}/cancel").status_code == 400  # no CSRF token
+    assert site.runs()[0].status == "queued"  # ...changed nothing
+    response = client.post(f"/runs/{queued}/cancel", data={"csrf_token": page_token(client)})
+    assert response.status_code == 303 and response.headers["Location"] == f"/runs/{queued}"
+    (run,) = site.runs()
+    assert (run.status, run.cancelled_by) == ("cancelled", "alice")
+    page = client.get(f"/runs/{queued}").get_data(as_text=True)
+    assert f"Run #{queued} of orders cancelled before it started." in page
+    assert "Cancel run" not in page and "<dt>Cancelled by</dt><dd>alice" in page
+
+    running = site.add_run(status="running", finished_at=None, queued_at=utcnow())
+    with held_job_lock(site):  # its process is alive: it is asked to stop
+        response = client.post(f"/runs/{running}/cancel",
+                               data={"csrf_token": page_token(client)})
+        page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "cancel requested by alice; it stops at the next batch boundary" in page
+    assert "cancel requested by alice: stops at the next batch boundary" in page  # activity
+    assert "Cancel run" not in page  # asked once
+    assert site.runs()[1].status == "running"
+    assert client.post("/runs/987654/cancel",
+                       data={"csrf_token": page_token(client)}).status_code == 404
+
+
+def test_history_messages_keep_their_cause(site: Any) -> None:
+    cause = "connection refused to crm-db:3306; is the server running and listening"
+    long_error = "gave up after 4 attempts: source \"crm\" (" + "x" * 400 + "): " + cause
+    site.add_run(status="failed", error=long_error)
+    page = site.login().get("/jobs/orders").get_data(as_text=True)
+    cell = page[page.index('<td class="message'):]
+    cell = cell[cell.index(">") + 1:cell.index("</td>")]
+    assert cell.startswith("gave up after 4 attempts: source") and cell.endswith(cause), cell
+    assert len(cell) <= 330

@@ -244,3 +244,79 @@ def test_soft_time_limit_ends_run_as_timed_out(databases, make_env, services):
     assert run["error"].startswith("timed out"), run["error"]
     assert "checkpoint kept" in run["error"]
     assert run["rows_read"] == 0  # the batch never completed
+
+
+def test_a_full_resync_asked_for_while_a_run_holds_the_job_waits_then_runs(databases, make_env,
+                                                                           services):
+    """Who asked is never dropped: the operator's full resync waits "queued" for the run in
+    progress, then runs; a scheduled tick meanwhile is skipped."""
+    source = databases.mysql()
+    create_orders(source, 2_000)
+    gate = SourceGate(source, at=1_001)
+    env = make_env(databases.postgres(), sqlite_source_jobs(
+        source, job_block("orders", batch_size=100, **gate.job_fields())))
+    worker = services.worker(env, 3)  # the run, the resync waiting for it, and the tick
+    app = env.app()
+    from syncd.tasks import SYNC_TASK
+
+    with gate:
+        first = trigger(env, "orders")
+        gate.wait_until_reached()  # the first run holds the job, mid-load
+        asked = env.syncd("trigger", "orders", "--full-refresh", check=True).stdout
+        resync = int(asked.strip().splitlines()[-1])
+        assert f"as run #{resync}; it waits for run #{first} to finish;" in asked
+        waiting = wait_for(lambda: (r := run_by_id(env.local_url, resync)) and
+                           r["waiting_for"] == first and r, 30,
+                           lambda: f"not waiting: {run_by_id(env.local_url, resync)}")
+        assert waiting["status"] == "queued"
+        assert waiting["activity"] == f"waiting for run #{first} to finish"
+        text = env.syncd("history", "orders", check=True).stdout
+        assert f"run #{resync} orders: queued read=0" in text
+        assert f"-- waiting for run #{first} to finish" in text
+        tick = app.extensions["celery"].send_task(SYNC_TASK, kwargs={"job": "orders"})
+        worker.wait_for_log(f"Task {SYNC_TASK}[{tick.id}] succeeded")  # a worker is free again
+        assert run_by_id(env.local_url, resync)["status"] == "queued"
+    done = finished_run(env.local_url, first, timeout=60)
+    assert done["status"] == "succeeded", done
+    full = finished_run(env.local_url, resync, timeout=60)
+    assert (full["status"], full["full_refresh"], full["rows_read"]) == ("succeeded", True, 2_000)
+    assert full["started_at"] >= done["finished_at"]
+    statuses = {r["id"]: (r["trigger"], r["status"]) for r in runs(env.local_url, "orders")}
+    assert statuses.pop(first) == ("cli", "succeeded")
+    assert statuses.pop(resync) == ("cli", "succeeded")
+    assert list(statuses.values()) == [("schedule", "skipped")]  # the tick, not the operator
+    assert table_rows(env.local_url, "orders") == table_rows(source, "orders")
+    from syncd import get_state
+
+    get_state(app).dispose()
+
+
+def test_cancel_stops_a_running_run_at_a_batch_boundary(databases, make_env, services):
+    source = databases.mysql()
+    create_orders(source, 2_000)
+    gate = SourceGate(source, at=1_001)
+    env = make_env(databases.postgres(), sqlite_source_jobs(
+        source, job_block("orders", batch_size=100, **gate.job_fields())))
+    services.worker(env)
+    with gate:
+        run_id = trigger(env, "orders")
+        gate.wait_until_reached()
+        wait_for(lambda: _checkpointed(env.local_url), 30, "the run never checkpointed a batch",
+                 interval=0.02)
+        asked = env.syncd("cancel", str(run_id), check=True)
+        assert asked.stdout.strip() == (
+            f"run #{run_id} of orders: cancel requested by cli; it stops at the next batch "
+            "boundary with its checkpoint committed")
+        row = run_by_id(env.local_url, run_id)
+        assert row["status"] == "running" and row["cancelled_by"] == "cli"
+    run = finished_run(env.local_url, run_id, timeout=60)
+    assert (run["status"], run["cancelled_by"]) == ("cancelled", "cli"), run
+    assert run["error"].startswith("cancelled by cli: stopped after ")
+    assert 0 < run["rows_read"] < 2_000
+    again = env.syncd("cancel", str(run_id))
+    assert again.returncode == 0 and "already finished (cancelled)" in again.stdout
+
+    resumed = finished_run(env.local_url, trigger(env, "orders"), timeout=60)
+    assert resumed["status"] == "succeeded"
+    assert resumed["rows_read"] == 2_000 - run["rows_read"]  # from the kept checkpoint
+    assert table_rows(env.local_url, "orders") == table_rows(source, "orders")

@@ -2,17 +2,25 @@
 
 ``syncd check`` and ``syncd run`` must end with a one-line message and the right exit
 code, never a traceback, whatever the jobs file says: a source that cannot be reached
-is ``SourceUnavailable``; a source that refuses the connection (login, database name,
-driver option) or rejects the table (a name it does not allow, an unknown schema) is
-``ConfigError``, naming the field.
+is ``SourceUnavailable``; one that refuses the connection (login, database name) is
+``SourceRefused``; a URL whose options cannot make a connection, or a table the source
+rejects (a name it does not allow, an unknown schema) is ``ConfigError``, naming the field.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
-from syncd.engine.connect import connect_source, translated_errors
-from syncd.engine.errors import ConfigError, SourceUnavailable, SyncError, cut, shown
+from syncd.engine.connect import connect_source, explained, from_driver, is_transient
+from syncd.engine.errors import (
+    ConfigError,
+    SourceRefused,
+    SourceUnavailable,
+    SyncError,
+    cut,
+    shown,
+)
 from syncd.engine.keys import require_unique_key
 from syncd.engine.schema import check_table, reflect_source
 from syncd.engine.spec import TableSync
@@ -33,14 +41,19 @@ def open_source(url: str) -> Engine:
 
 
 def reach(source: Engine) -> None:
-    """Connect once: SourceUnavailable when unreachable, ConfigError when refused."""
+    """Connect once: SourceUnavailable when unreachable, SourceRefused when the database
+    refuses the login or the database name, ConfigError when the URL's options are wrong."""
     try:
-        with translated_errors("source"), source.connect():
+        with source.connect():
             return
-    except SourceUnavailable:
-        raise
-    except Exception as exc:  # noqa: BLE001  (a refusal: login, database name, options)
-        raise ConfigError(f'field "url": the source refused the connection: {_said(exc)}'
+    except Exception as exc:  # noqa: BLE001  (drivers raise many kinds)
+        if isinstance(exc, (DBAPIError, OSError)) or from_driver(exc):
+            if is_transient(exc):
+                raise SourceUnavailable(f"unreachable: {explained(exc)}") from exc
+            # every driver calls what a server says when it refuses a login OperationalError
+            if type(getattr(exc, "orig", exc)).__name__ == "OperationalError":
+                raise SourceRefused(f"refused the connection: {explained(exc)}") from exc
+        raise ConfigError(f'field "url": the connection could not be set up: {_said(exc)}'
                           ) from exc
 
 

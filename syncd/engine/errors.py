@@ -49,6 +49,18 @@ class SourceUnavailable(SyncError):
     transient = True
 
 
+class SourceRefused(SyncError):
+    """A database answered but refused the connection (login, database name): no retry helps."""
+
+
+class RunCancelled(SyncError):
+    """Someone cancelled the run; it stopped at a batch boundary, its checkpoint committed."""
+
+    def __init__(self, by: str, message: str | None = None) -> None:
+        super().__init__(message or f"cancelled by {by}")
+        self.by = by
+
+
 class SchemaConflict(SyncError):
     """The source table changed in a way the job's settings do not allow."""
 

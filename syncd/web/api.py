@@ -1,12 +1,14 @@
 """The JSON API: bearer tokens (``syncd tokens add NAME``), 401 without one, never a redirect.
 
 ``GET /api/jobs``, ``GET /api/runs?job=&status=&trigger=&limit=&before=``,
-``GET /api/runs/<id>``, ``POST /api/jobs/<name>/sync`` (JSON or form field
-``full_refresh``). Run objects are those of DESIGN section 5.
+``GET /api/runs/<id>``, ``POST /api/jobs/<name>/sync`` (JSON body
+``{"full_refresh": true|false}``), ``POST /api/runs/<id>/cancel``. Run objects are
+those of ``syncd history --json``.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Blueprint, abort, g, jsonify, request, url_for
@@ -18,7 +20,6 @@ from syncd.web import accounts
 from syncd.web.history import MAX_LIMIT, RunFilter, get_run, run_page
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-TRUE = {"1", "true", "yes", "on"}
 
 
 @bp.before_request
@@ -87,15 +88,15 @@ def run(run_id: int) -> Any:
 
 @bp.post("/jobs/<name>/sync")
 def sync(name: str) -> Any:
-    """Queue a run of ``name`` (trigger ``api``); 202 with the queued run."""
+    """Queue a run of ``name`` (trigger ``api``); 202 with the queued run.
+
+    The body is empty or a JSON object ``{"full_refresh": true|false}``; anything else
+    (not JSON, a value that is not a boolean, an unknown field) is a 400 and queues nothing.
+    """
     from syncd.tasks import BrokerUnavailable, enqueue_run
 
     state = get_state()
-    body = request.get_json(silent=True) if request.is_json else None
-    if isinstance(body, dict):
-        full_refresh = bool(body.get("full_refresh", False))
-    else:
-        full_refresh = request.values.get("full_refresh", "").lower() in TRUE
+    full_refresh = json_flags(("full_refresh",)).get("full_refresh", False)
     try:
         jobs_file = state.jobs()
     except ConfigError as exc:
@@ -113,3 +114,45 @@ def sync(name: str) -> Any:
     response.status_code = 202
     response.headers["Location"] = url_for("api.run", run_id=run_id)
     return response
+
+
+@bp.post("/runs/<int:run_id>/cancel")
+def cancel(run_id: int) -> Any:
+    """Cancel a queued or running run: 200 with the run (``cancelled``, or still running
+    with ``cancel_requested_at`` until its next batch boundary, or already finished)."""
+    from syncd.cancel import request_cancel
+
+    json_flags(())  # no body expected: a body that is not JSON is still a mistake
+    outcome = request_cancel(get_state(), run_id, by=f"token:{g.api_token_name}")
+    if outcome.run is None:
+        abort(404, f"no run #{run_id}")
+    data = outcome.run.to_dict()
+    data["cancel"] = outcome.done  # "cancelled" | "requested" | "finished"
+    return jsonify(data)
+
+
+def json_flags(allowed: tuple[str, ...]) -> dict[str, bool]:
+    """The request's JSON body: an object of booleans with ``allowed`` keys (empty: {}).
+
+    400 with a message for a body that is not JSON, not an object, an unknown key or a
+    value that is not true or false (``"false"`` is a string, not false).
+    """
+    example = f' such as {{"{allowed[0]}": true}}' if allowed else ""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        abort(400, f"the body must be JSON: empty or an object{example}")
+    if not isinstance(body, dict):
+        abort(400, f"the body must be a JSON object{example}")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        abort(400, f"unknown field(s) {', '.join(json.dumps(k) for k in unknown)}"
+              + (f" (fields: {', '.join(allowed)})" if allowed else " (no body expected)"))
+    for key, value in body.items():
+        if not isinstance(value, bool):
+            abort(400, f"{key} must be true or false (a JSON boolean), not "
+                       f"{json.dumps(value)[:100]}")
+    return body

@@ -13,7 +13,7 @@ from syncd import SyncdState
 from syncd.jobs import JobSpec, Schedule
 from syncd.models import SyncRun, utcnow
 from syncd.status import last_successes, paused_jobs
-from syncd.web.history import active_run_in
+from syncd.web.history import Queued, active_run_in, queued_in
 
 STRIP_RUNS = 20  # runs in each job's strip on the dashboard
 OUTCOMES = ("succeeded", "failed", "abandoned")  # what a run's status says about the data
@@ -34,6 +34,7 @@ class JobRow:
     freshness: str  # "fresh" | "stale" | "never" | "manual"
     recent: list[SyncRun] = field(default_factory=list)  # up to STRIP_RUNS, newest first
     stale_after: timedelta | None = None
+    queued: Queued = field(default_factory=Queued)  # runs someone asked for, not started
 
     @property
     def name(self) -> str:
@@ -126,12 +127,13 @@ def job_rows(state: SyncdState, specs: dict[str, JobSpec]) -> list[JobRow]:
         with state.sessions() as session:
             active = active_run_in(session, name)
             recent = list(session.scalars(recent_runs_query(name)))
+            waiting = queued_in(session, name)
         rows.append(JobRow(
             spec=spec, paused=name in paused, last_run=recent[0] if recent else None,
             last_success=success.get(name), active_run_id=active,
             next_run=next_run(spec, name in paused, _last_scheduled(state, name), now),
             freshness=freshness(spec, success.get(name), now),
-            recent=recent, stale_after=spec.stale_after(now),
+            recent=recent, stale_after=spec.stale_after(now), queued=waiting,
         ))
     rows.sort(key=lambda row: (not row.needs_attention, row.name))
     return rows

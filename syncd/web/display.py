@@ -80,6 +80,21 @@ def cursor_text(value: str | None) -> str:
     return str(data)
 
 
+def message(text: str | None, limit: int = 320) -> str:
+    """A run's message for a table cell: whole when it fits, else its start and its end.
+
+    The cause of an error comes last ("gave up after 4 attempts: source ...: connection
+    refused"), so a long message loses its middle, never its end.
+    """
+    if not text:
+        return ""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    head = limit // 3
+    return f"{flat[:head].rstrip()} … {flat[-(limit - head - 3):].lstrip()}"
+
+
 def iso_utc(value: datetime | None) -> str:
     """ISO 8601 in UTC, for ``<time datetime=...>``."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else ""
@@ -105,7 +120,7 @@ def register_filters(app: Flask) -> None:
     app.jinja_env.filters.update(
         localtime=lambda v, seconds=True: local_time(v, zone, seconds),
         ago=ago, duration=words, count=count, cursor=cursor_text, iso=iso_utc,
-        one_line=one_line, phase=phase_words,
+        one_line=one_line, phase=phase_words, message=message,
     )
 
 

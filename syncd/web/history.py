@@ -116,6 +116,40 @@ def active_run(state: SyncdState, job: str) -> int | None:
         return active_run_in(session, job)
 
 
+@dataclass(frozen=True)
+class Queued:
+    """A job's runs waiting to start: the oldest of any kind, the oldest full resync."""
+
+    any_id: int | None = None
+    full_id: int | None = None
+
+    def covering(self, full_refresh: bool) -> int | None:
+        """A queued run that does what a new request would do (a full resync covers a sync)."""
+        return self.full_id if full_refresh else self.any_id
+
+
+def queued_in(session: Session, job: str) -> Queued:
+    """``job``'s queued runs (one probe of the ``(job, status, id)`` index)."""
+    rows = session.execute(
+        select(SyncRun.id, SyncRun.full_refresh).where(SyncRun.job == job,
+                                                       SyncRun.status == "queued")
+        .order_by(SyncRun.id).limit(100)).all()
+    return Queued(any_id=rows[0][0] if rows else None,
+                  full_id=next((i for i, full in rows if full), None))
+
+
+def queued(state: SyncdState, job: str) -> Queued:
+    """``job``'s queued runs."""
+    with state.sessions() as session:
+        return queued_in(session, job)
+
+
+def running_run(state: SyncdState, job: str) -> int | None:
+    """The id of ``job``'s running run, or None."""
+    with state.sessions() as session:
+        return session.scalar(active_run_queries(job)[1])
+
+
 def has_runs(state: SyncdState, job: str) -> bool:
     """True if ``job`` has any run in the history."""
     with state.sessions() as session:

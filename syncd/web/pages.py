@@ -30,7 +30,15 @@ from syncd.stale_runs import housekeep_now_and_then
 from syncd.web.auth import operator_required, safe_next
 from syncd.web.chart import run_chart
 from syncd.web.dashboard import job_rows
-from syncd.web.history import PAGE_SIZE, RunFilter, active_run, get_run, has_runs, run_page
+from syncd.web.history import (
+    PAGE_SIZE,
+    RunFilter,
+    get_run,
+    has_runs,
+    queued,
+    run_page,
+    running_run,
+)
 
 bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
                static_url_path="/assets")
@@ -113,32 +121,53 @@ def job(name: str) -> str:
 def confirm_resync(name: str) -> str:
     """Ask before a full resync: it resets the checkpoint and reloads the whole table."""
     spec = _job_or_404(name)
-    return render_template("confirm_resync.html", spec=spec,
-                           active_run_id=active_run(get_state(), name))
+    state = get_state()
+    return render_template("confirm_resync.html", spec=spec, running_id=running_run(state, name),
+                           queued_id=queued(state, name).full_id)
 
 
 @bp.route("/jobs/<name>/sync", methods=["POST"])
 @operator_required
 def sync(name: str) -> Response:
-    """Queue a run (form field ``full_refresh``) and go to its page."""
+    """Queue a run (form field ``full_refresh``) and go to its page.
+
+    While a run of the job is running, the new run waits for it ("waiting for run #N");
+    while a run that does the same is already queued, that one is shown instead.
+    """
     from syncd.tasks import BrokerUnavailable, enqueue_run
 
     _job_or_404(name)
     state = get_state()
     full_refresh = request.form.get("full_refresh", "").lower() in TRUE
-    running = active_run(state, name)
-    if running is not None:
-        flash(f"A run of {name} is already in progress (run #{running}); "
-              "no new run was queued.", "warning")
-        return redirect(url_for("pages.run", run_id=running), code=303)
+    kind = "full resync" if full_refresh else "sync"
+    waiting = queued(state, name).covering(full_refresh)
+    if waiting is not None:
+        flash(f"A {kind} of {name} is already queued as run #{waiting}; no second one was "
+              "queued.", "warning")
+        return redirect(url_for("pages.run", run_id=waiting), code=303)
+    running = running_run(state, name)
     try:
         run_id = enqueue_run(state, name, "manual", full_refresh=full_refresh,
                              started_by=current_user.username)
     except BrokerUnavailable as exc:
         flash(str(exc), "error")
         return redirect(url_for("pages.job", name=name), code=303)
-    kind = "Full resync" if full_refresh else "Sync"
-    flash(f"{kind} of {name} queued as run #{run_id}.", "info")
+    then = f"; it waits for run #{running} to finish, then starts" if running else ""
+    flash(f"{kind.capitalize()} of {name} queued as run #{run_id}{then}.", "info")
+    return redirect(url_for("pages.run", run_id=run_id), code=303)
+
+
+@bp.route("/runs/<int:run_id>/cancel", methods=["POST"])
+@operator_required
+def cancel(run_id: int) -> Response:
+    """Cancel a queued or running run; it stops at the next batch boundary."""
+    from syncd.cancel import request_cancel
+
+    outcome = request_cancel(get_state(), run_id, by=current_user.username)
+    if outcome.run is None:
+        abort(404, f"no run #{run_id}")
+    flash(outcome.sentence()[0].upper() + outcome.sentence()[1:] + ".",
+          "warning" if outcome.done == "finished" else "info")
     return redirect(url_for("pages.run", run_id=run_id), code=303)
 
 

@@ -83,17 +83,9 @@ def verify_api(name: str) -> Any:
 
 
 def _repair_flag() -> bool:
-    """``repair`` of the JSON body: absent is false; anything but a JSON object with a
-    boolean ``repair`` (or an empty body) is a 400."""
-    if not request.get_data():
-        return False
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, 'the body must be a JSON object such as {"repair": true}')
-    value = body.get("repair", False)
-    if not isinstance(value, bool):
-        abort(400, '"repair" must be true or false')
-    return value
+    """``repair`` of the JSON body: absent is false; anything but an empty body or a JSON
+    object with a boolean ``repair`` is a 400 (the same rules as the sync API's body)."""
+    return api.json_flags(("repair",)).get("repair", False)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,13 @@
-// Live progress of a queued or running run: poll its JSON once a second,
-// update the counters, and reload the page (error, cursors, traceback) when it ends.
+// Live progress of a queued or running run: poll its JSON once a second, update every
+// field shown (the live box and the details table), and reload the page when the run
+// starts, fails an attempt or ends (times, attempts, error, cursors, traceback).
 (function () {
   "use strict";
   var live = document.getElementById("live");
   if (!live || live.dataset.finished === "1") { return; }
   var url = live.dataset.progressUrl;
+  var status = live.dataset.status;
+  var attemptErrors = Number(live.dataset.attemptErrors || 0);
   var failures = 0;
 
   function number(value) {
@@ -24,24 +27,32 @@
     return m ? m + "m " + (s % 60) + "s" : s + "s";
   }
 
+  var counts = ["rows_read", "rows_total", "rows_inserted", "rows_updated", "rows_deleted"];
+
   function show(run) {
-    var status = document.getElementById("run-status");
-    status.textContent = run.status;
-    status.className = "badge status-" + run.status;
-    live.querySelectorAll("[data-field]").forEach(function (el) {
+    var badge = document.getElementById("run-status");
+    badge.textContent = run.status;
+    badge.className = "badge status-" + run.status;
+    document.querySelectorAll("[data-field]").forEach(function (el) {
       var key = el.dataset.field, value = run[key];
+      if (key === "status") { return; }
       if (key === "duration_s") { el.textContent = words(value); }
-      else if (key === "rows_read" || key === "rows_total") { el.textContent = number(value); }
+      else if (counts.indexOf(key) >= 0) { el.textContent = number(value); }
       else if (key === "phase") { el.textContent = PHASES[value] || value || ""; }
-      else if (key !== "status") { el.textContent = value === null ? "" : value; }
+      else { el.textContent = value === null || value === undefined ? "" : value; }
+      if (key === "activity") { el.hidden = !value; }
     });
-    var waiting = document.getElementById("run-waiting");
-    if (waiting) { waiting.hidden = run.status !== "queued"; }
+    document.querySelectorAll(".of-total").forEach(function (el) { el.hidden = !run.rows_total; });
     var bar = document.getElementById("run-progress");
     if (bar && run.rows_total) {
       bar.max = run.rows_total;
       bar.value = Math.min(run.rows_read || 0, run.rows_total);
     }
+  }
+
+  function changed(run) {
+    return run.finished || run.status !== status ||
+      (run.attempt_errors || []).length !== attemptErrors;
   }
 
   function poll() {
@@ -53,7 +64,7 @@
       .then(function (run) {
         failures = 0;
         show(run);
-        if (run.finished) { window.location.reload(); return; }
+        if (changed(run)) { window.location.reload(); return; }
         window.setTimeout(poll, 1000);
       })
       .catch(function () {
