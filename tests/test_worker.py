@@ -227,8 +227,8 @@ def test_soft_time_limit_ends_run_as_timed_out(databases, make_env, services):
 
     state = get_state(app)
     run_id = create_queued_run(state, "orders", "cli")
-    # One batch of the whole table, which cannot complete while the gate is held: the
-    # runner checks the timeout only between batches, so only the soft limit can stop it.
+    # The batch that reaches the gate cannot complete while it is held: the runner checks
+    # the timeout only between batches, so only the soft limit can stop it.
     # (The limit leaves the run ample time to get to the gate.)
     with gate:
         task = app.extensions["celery"].send_task(
@@ -243,7 +243,9 @@ def test_soft_time_limit_ends_run_as_timed_out(databases, make_env, services):
     assert run["status"] == "failed", run
     assert run["error"].startswith("timed out"), run["error"]
     assert "checkpoint kept" in run["error"]
-    assert run["rows_read"] == 0  # the batch never completed
+    # The rows before the gate may have been committed (a batch's first fetch is small
+    # until the rows' width is known); none past it: the run was stopped at the gate.
+    assert run["rows_read"] < 501
 
 
 def test_a_full_resync_asked_for_while_a_run_holds_the_job_waits_then_runs(databases, make_env,
