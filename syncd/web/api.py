@@ -9,6 +9,7 @@ those of ``syncd history --json``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, g, jsonify, request, url_for
@@ -93,10 +94,19 @@ def sync(name: str) -> Any:
     The body is empty or a JSON object ``{"full_refresh": true|false}``; anything else
     (not JSON, a value that is not a boolean, an unknown field) is a 400 and queues nothing.
     """
-    from syncd.tasks import BrokerUnavailable, enqueue_run
+    from syncd.tasks import enqueue_run
+
+    full_refresh = json_flags(("full_refresh",)).get("full_refresh", False)
+    return queue_for_job(name, lambda state: enqueue_run(
+        state, name, "api", full_refresh=full_refresh, started_by=f"token:{g.api_token_name}"))
+
+
+def queue_for_job(name: str, enqueue: Callable[[Any], int]) -> Any:
+    """Queue a run of the job ``name`` with ``enqueue(state)``; 202 with the queued run
+    (404 unknown job, 409 no jobs file in force, 503 broker unreachable)."""
+    from syncd.tasks import BrokerUnavailable
 
     state = get_state()
-    full_refresh = json_flags(("full_refresh",)).get("full_refresh", False)
     try:
         jobs_file = state.jobs()
     except ConfigError as exc:
@@ -104,13 +114,12 @@ def sync(name: str) -> Any:
     if name not in jobs_file.jobs:
         abort(404, f'no job named "{name}"')
     try:
-        run_id = enqueue_run(state, name, "api", full_refresh=full_refresh,
-                             started_by=f"token:{g.api_token_name}")
+        run_id = enqueue(state)
     except BrokerUnavailable as exc:
         abort(503, str(exc))
-    sync_run = get_run(state, run_id)
-    assert sync_run is not None
-    response = jsonify(sync_run.to_dict())
+    queued = get_run(state, run_id)
+    assert queued is not None
+    response = jsonify(queued.to_dict())
     response.status_code = 202
     response.headers["Location"] = url_for("api.run", run_id=run_id)
     return response

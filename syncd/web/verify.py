@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, abort, flash, g, jsonify, redirect, request, url_for
+from flask import Flask, flash, g, redirect, request, url_for
 from flask_login import current_user
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -58,28 +58,11 @@ def verify_page(name: str) -> Response:
 @api.bp.post("/jobs/<name>/verify")
 def verify_api(name: str) -> Any:
     """Queue a verify of ``name`` (body ``{"repair": true|false}``); 202 with the run."""
-    from syncd.tasks import BrokerUnavailable
     from syncd.verify_tasks import enqueue_verify
-    from syncd.web.history import get_run
 
     repair = _repair_flag()
-    state = get_state()
-    try:
-        jobs_file = state.jobs()
-    except ConfigError as exc:
-        abort(409, str(exc))
-    if name not in jobs_file.jobs:
-        abort(404, f'no job named "{name}"')
-    try:
-        run_id = enqueue_verify(state, name, repair, started_by=f"token:{g.api_token_name}")
-    except BrokerUnavailable as exc:
-        abort(503, str(exc))
-    run = get_run(state, run_id)
-    assert run is not None
-    response = jsonify(run.to_dict())
-    response.status_code = 202
-    response.headers["Location"] = url_for("api.run", run_id=run_id)
-    return response
+    return api.queue_for_job(name, lambda state: enqueue_verify(
+        state, name, repair, started_by=f"token:{g.api_token_name}"))
 
 
 def _repair_flag() -> bool:
