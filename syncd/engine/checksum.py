@@ -44,6 +44,14 @@ def _lit(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+_DATE_FORMAT = "%Y-%m-%d %H:%i:%s.%f"
+
+
+def _trimmed(c: str) -> str:
+    """A MySQL date-time text with decimals, without trailing zeros (nor a bare ".")."""
+    return f"TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM {c}))"
+
+
 def _padded(c: str, fsp: int | None) -> str:
     """A MySQL DATETIME/TIME with ``fsp`` decimals, padded to six (NULL stays NULL)."""
     digits = fsp or 0
@@ -78,9 +86,10 @@ def mysql_text(col: Column) -> str:
         if col.source_tz:
             moment = f"CONVERT_TZ({c}, {_lit(col.source_tz)}, '+00:00')"
             return (f"CASE WHEN CAST({c} AS CHAR) LIKE '0000-00-00%' THEN NULL ELSE "
-                    f"DATE_FORMAT({moment}, '%Y-%m-%d %H:%i:%s.%f') END")
+                    f"{_trimmed(f'DATE_FORMAT({moment}, {_lit(_DATE_FORMAT)})')} END")
         # A zero date is NULL; one with a zero month or day differs: compared row by row.
-        return _padded(f"NULLIF({c}, '0000-00-00 00:00:00')", col.side.precision)
+        value = f"NULLIF({c}, '0000-00-00 00:00:00')"
+        return _trimmed(value) if col.side.precision else value
     if rule == "time":
         return _padded(c, col.side.precision)
     if rule in ("text", "json") and kind not in ("enum", "set", "inet6", "inet4", "uuid"):
@@ -124,7 +133,7 @@ def postgres_text(col: Column) -> str:
             moment = f"({c} AT TIME ZONE 'UTC')"
         elif col.source_tz:
             moment = f"(({c} AT TIME ZONE {_lit(col.source_tz)}) AT TIME ZONE 'UTC')"
-        return f"to_char({moment}, 'YYYY-MM-DD HH24:MI:SS.US')"
+        return f"({moment})::text"  # ISO (``PG_SESSION``): decimals without trailing zeros
     if rule == "time" and kind == "time":
         return f"to_char({c}, 'HH24:MI:SS.US')"
     return f"({c})::text"
@@ -177,6 +186,23 @@ def digest_sql(dialect: str, columns: Sequence[Column], key: Column,
         order = "" if clustered else f" ORDER BY {key.name}"
         return f"MD5(CONVERT(GROUP_CONCAT({row}{order} SEPARATOR '\\n') USING utf8mb4))"
     return f"md5(string_agg({row}, E'\\n' ORDER BY {key.name}))"
+
+
+def range_digest_sql(dialect: str, columns: Sequence[Column], key: Column, table: str,
+                     clustered: bool = False) -> str:
+    """SQL of the count and digest of the rows whose key is in ``[:lo, :last]``.
+
+    PostgreSQL reads the range in key order in a subquery (an index range scan) and
+    aggregates it as it comes, instead of sorting each range inside ``string_agg``
+    (were the order ever another, the digests would differ and the rows be compared).
+    """
+    where = f"{key.name} >= :lo AND {key.name} <= :last"
+    if dialect != "postgresql":
+        return f"SELECT COUNT(*), {digest_sql(dialect, columns, key, clustered)} " \
+               f"FROM {table} WHERE {where}"
+    return (f"SELECT COUNT(*), md5(string_agg(syncd_row, E'\\n')) FROM (SELECT "
+            f"{row_text_sql(dialect, columns)} AS syncd_row FROM {table} WHERE {where} "
+            f"ORDER BY {key.name}) syncd_range")
 
 
 def row_width_sql(dialect: str, columns: Sequence[Column], table: str, rows: int) -> str:
