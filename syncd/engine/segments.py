@@ -29,6 +29,9 @@ RANGE_FANOUT = 64  # a differing key range into this many (a top range: into lea
 LEAF_ROWS = 64  # a differing segment this small is compared row by row
 TOP_ROWS = 4096  # rows per top-level key range (dense keys)
 MAX_TOP = 4096  # top-level segments at most
+LANES = 2  # connections per side measuring top-level ranges at the same time
+PER_TRANSACTION = 16  # ranges measured in one (short) read transaction
+ROWS_QUERY = 64  # ranges whose rows one query reads
 HASH_BITS = ck.KEY_BITS
 SEGMENT_BYTES = 8 * 2**20  # a key range's rows' texts, joined for its digest, at most about
 GROUP_CONCAT_MAX = 2**30  # the largest MariaDB takes in strict mode
@@ -92,6 +95,11 @@ class Side:
         """A key range's digest (``grouped``: of each group of a GROUP BY, which may sort)."""
         return ck.digest_sql(self.dialect, self.columns, self.keys[0],
                              self.clustered and not grouped)
+
+    def range_digest_sql(self, key: str) -> str:
+        """Count and digest of the rows of ``:lo <= key <= :last``."""
+        return ck.range_digest_sql(self.dialect, self.columns, self.keys[0], self.qualified(),
+                                   self.clustered)
 
     def key_hash_sql(self) -> str:
         return ck.key_hash_sql(self.dialect, self.keys)
@@ -202,10 +210,10 @@ class KeyRanges:
                                  for r in _ranges(s.lo, s.hi, RANGE_FANOUT)])
         widths = [-(-(s.hi - s.lo) // RANGE_FANOUT) for s in segments]
 
-        def measure(side: Side) -> list[dict[int, Stats]]:
+        def measure(side: Side, lane: list[tuple[Segment, int]]) -> list[dict[int, Stats]]:
             out = []
             with side.reading() as conn:
-                for s, width in zip(segments, widths):
+                for s, width in lane:
                     with side.transaction(conn):
                         result = conn.execute(self._parts_sql(side, s.hi - s.lo),
                                               {"lo": s.lo, "last": s.hi - 1, "w": width})
@@ -218,7 +226,7 @@ class KeyRanges:
                     out.append(parts)
             return out
 
-        source, local = both(self.pool, self.sides, measure)
+        source, local = self._in_lanes(list(zip(segments, widths)), measure)
         children = []
         for s, width, theirs, ours in zip(segments, widths, source, local):
             for part, lo in enumerate(range(s.lo, s.hi, width)):
@@ -246,34 +254,53 @@ class KeyRanges:
         return self.measure([(s.lo, s.hi) for s in segments])
 
     def measure(self, ranges: list[tuple[int, int]]) -> list[Segment]:
-        """Count and checksum of each range on both sides."""
+        """Count and checksum of each range on both sides: LANES connections per side, each
+        measuring every LANES-th range, PER_TRANSACTION ranges per read transaction."""
 
-        def measure(side: Side) -> list[Stats]:
-            key, out = self._key(side), []
-            sql = text(f"SELECT COUNT(*), {side.digest_sql()} FROM {side.qualified()} "
-                       f"WHERE {key} >= :lo AND {key} <= :last")
+        def measure(side: Side, lane: list[tuple[int, int]]) -> list[Stats]:
+            out: list[Stats] = []
+            sql = text(side.range_digest_sql(self._key(side)))
             with side.reading() as conn:
-                for lo, hi in ranges:
+                for start in range(0, len(lane), PER_TRANSACTION):
                     with side.transaction(conn):
-                        result = conn.execute(sql, {"lo": lo, "last": hi - 1})
-                        warned = getattr(getattr(result.cursor, "_result", None),
-                                         "warning_count", 0)
-                        stats = _digest(result.one())
-                        if warned and _cut(conn):  # GROUP_CONCAT cut: compare row by row
-                            stats.total = f"cut at {GROUP_CONCAT_MAX} bytes ({side.label})"
-                    out.append(stats)
+                        for lo, hi in lane[start:start + PER_TRANSACTION]:
+                            out.append(self._one(side, conn, sql, lo, hi))
             return out
 
-        source, local = both(self.pool, self.sides, measure)
+        source, local = self._in_lanes(ranges, measure)
         return [Segment(lo, hi, s, loc) for (lo, hi), s, loc in zip(ranges, source, local)]
 
+    def _in_lanes(self, items: list[Any], work: Callable[[Side, list[Any]], list[Any]]
+                  ) -> tuple[list[Any], list[Any]]:
+        """``work`` over ``items`` on both sides at once, LANES connections per side (each
+        takes every LANES-th item); each side's results in the order of ``items``."""
+        lanes = max(1, min(LANES, len(items)))
+        futures = [[self.pool.submit(work, side, items[lane::lanes]) for lane in range(lanes)]
+                   for side in self.sides]
+        done = [[f.result() for f in side] for side in futures]
+        source, local = ([side[i % lanes][i // lanes] for i in range(len(items))] for side in done)
+        return source, local
+
+    @staticmethod
+    def _one(side: Side, conn: Connection, sql: Any, lo: int, hi: int) -> Stats:
+        result = conn.execute(sql, {"lo": lo, "last": hi - 1})
+        warned = getattr(getattr(result.cursor, "_result", None), "warning_count", 0)
+        stats = _digest(result.one())
+        if warned and _cut(conn):  # GROUP_CONCAT cut: compare row by row
+            stats.total = f"cut at {GROUP_CONCAT_MAX} bytes ({side.label})"
+        return stats
+
     def rows(self, side: Side, conn: Connection, segments: Sequence[Segment]) -> list[Any]:
-        """The raw rows of ``segments`` on ``side``."""
+        """The raw rows of ``segments`` on ``side`` (one query per ROWS_QUERY ranges)."""
         key = self._key(side)
         out: list[Any] = []
-        for s in segments:
-            out.extend(side.rows(conn, f"{key} >= :lo AND {key} <= :last",
-                                 {"lo": s.lo, "last": s.hi - 1}))
+        for start in range(0, len(segments), ROWS_QUERY):
+            group = segments[start:start + ROWS_QUERY]
+            where = " OR ".join(f"({key} >= :lo{i} AND {key} <= :last{i})"
+                                for i in range(len(group)))
+            params = {f"{name}{i}": value for i, s in enumerate(group)
+                      for name, value in (("lo", s.lo), ("last", s.hi - 1))}
+            out.extend(side.rows(conn, where, params))
         return out
 
 
