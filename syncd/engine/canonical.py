@@ -92,14 +92,15 @@ def canonical_text(rule: Rule, value: Any, style: str = "postgresql") -> str | N
 
 
 def row_text(rules: list[Rule], values: Any, style: str) -> str:
-    """The checksum text of a row: each value, length-prefixed if free text, "N" for NULL."""
+    """The checksum text of a row: each value, "N" for NULL; free text preceded by its
+    length as a field of its own (so a "|" inside it cannot shift the fields)."""
     parts = []
     for rule, value in zip(rules, values):
         text = canonical_text(rule, value, style)
         if text is None:
             parts.append(NULL_MARK)
         elif rule.prefixed:
-            parts.append(f"{len(text)}:{text}")
+            parts += [str(len(text)), text]
         else:
             parts.append(text)
     return "|".join(parts)

@@ -4,9 +4,10 @@ For every column, ``column_sql`` writes the SQL that gives the column's
 canonical text in MySQL/MariaDB or PostgreSQL, chosen by the column's own type
 on that side (a value shows differently in ``numeric(10,2)``, ``decimal(65,30)``
 and a SQLite ``TEXT``). A row's text is the columns' texts joined by "|" (free
-text length-prefixed, NULL as "N"). A key range's checksum is the MD5 of its rows'
-texts joined in key order (``digest_sql``); a hash segment's is the sum of its rows'
-hashes (the first 64 bits of each row's MD5) modulo 2**64. Both come with a count.
+text preceded by its length as a field of its own, NULL as "N"). A key range's
+checksum is the MD5 of its rows' texts joined in key order (``digest_sql``); a hash
+segment's is the sum of its rows' hashes (the first 64 bits of each row's MD5) modulo
+2**64. Both come with a count.
 
 SQLite has no MD5: ``register_functions`` puts ``canonical.row_text`` and the
 hashes on the DBAPI connection syncd opened, as SQL functions.
@@ -149,12 +150,11 @@ def row_text_sql(dialect: str, columns: Sequence[Column]) -> str:
     parts = []
     for col in columns:
         text = column_sql(dialect, col)
-        if dialect == "mysql":
-            piece = f"CONCAT(CHAR_LENGTH({text}), ':', {text})" if col.rule.prefixed else text
-            parts.append(piece if col.key else f"COALESCE({piece}, '{NULL_MARK}')")
+        if col.rule.prefixed:  # its length, then itself (NULL: "N" alone, the text skipped)
+            length = f"CHAR_LENGTH({text})" if dialect == "mysql" else f"length({text})::text"
+            parts += [length if col.key else f"COALESCE({length}, '{NULL_MARK}')", text]
         else:
-            piece = f"length({text})::text || ':' || {text}" if col.rule.prefixed else text
-            parts.append(piece if col.key else f"coalesce({piece}, '{NULL_MARK}')")
+            parts.append(text if col.key else f"COALESCE({text}, '{NULL_MARK}')")
     if dialect == "mysql":
         return f"CONCAT_WS('|', {', '.join(parts)})"
     return f"concat_ws('|', {', '.join(parts)})"
