@@ -189,18 +189,18 @@ def digest_sql(dialect: str, columns: Sequence[Column], key: Column,
 
 
 def range_digest_sql(dialect: str, columns: Sequence[Column], key: Column, table: str,
-                     clustered: bool = False) -> str:
-    """SQL of the count and digest of the rows whose key is in ``[:lo, :last]``.
+                     clustered: bool = False, n: int = 0) -> str:
+    """SQL of ``n``, the count and the digest of the rows whose key is in ``[:lo<n>, :last<n>]``.
 
     PostgreSQL reads the range in key order in a subquery (an index range scan) and
     aggregates it as it comes, instead of sorting each range inside ``string_agg``
     (were the order ever another, the digests would differ and the rows be compared).
     """
-    where = f"{key.name} >= :lo AND {key.name} <= :last"
+    where = f"{key.name} >= :lo{n} AND {key.name} <= :last{n}"
     if dialect != "postgresql":
-        return f"SELECT COUNT(*), {digest_sql(dialect, columns, key, clustered)} " \
+        return f"SELECT {n}, COUNT(*), {digest_sql(dialect, columns, key, clustered)} " \
                f"FROM {table} WHERE {where}"
-    return (f"SELECT COUNT(*), md5(string_agg(syncd_row, E'\\n')) FROM (SELECT "
+    return (f"SELECT {n}, COUNT(*), md5(string_agg(syncd_row, E'\\n')) FROM (SELECT "
             f"{row_text_sql(dialect, columns)} AS syncd_row FROM {table} WHERE {where} "
             f"ORDER BY {key.name}) syncd_range")
 

@@ -30,7 +30,7 @@ LEAF_ROWS = 64  # a differing segment this small is compared row by row
 TOP_ROWS = 4096  # rows per top-level key range (dense keys)
 MAX_TOP = 4096  # top-level segments at most
 LANES = 2  # connections per side measuring top-level ranges at the same time
-PER_TRANSACTION = 16  # ranges measured in one (short) read transaction
+PER_TRANSACTION = 16  # ranges measured in one statement, split in one read transaction
 ROWS_QUERY = 64  # ranges whose rows one query reads
 HASH_BITS = ck.KEY_BITS
 SEGMENT_BYTES = 8 * 2**20  # a key range's rows' texts, joined for its digest, at most about
@@ -96,10 +96,12 @@ class Side:
         return ck.digest_sql(self.dialect, self.columns, self.keys[0],
                              self.clustered and not grouped)
 
-    def range_digest_sql(self, key: str) -> str:
-        """Count and digest of the rows of ``:lo <= key <= :last``."""
-        return ck.range_digest_sql(self.dialect, self.columns, self.keys[0], self.qualified(),
-                                   self.clustered)
+    def ranges_digest_sql(self, ranges: int) -> str:
+        """Of ``ranges`` key ranges ``[:lo<n>, :last<n>]``: n, count and digest (one row each,
+        in one statement: one round trip)."""
+        return " UNION ALL ".join(
+            ck.range_digest_sql(self.dialect, self.columns, self.keys[0], self.qualified(),
+                                self.clustered, n) for n in range(ranges))
 
     def key_hash_sql(self) -> str:
         return ck.key_hash_sql(self.dialect, self.keys)
@@ -213,17 +215,9 @@ class KeyRanges:
         def measure(side: Side, lane: list[tuple[Segment, int]]) -> list[dict[int, Stats]]:
             out = []
             with side.reading() as conn:
-                for s, width in lane:
+                for start in range(0, len(lane), PER_TRANSACTION):
                     with side.transaction(conn):
-                        result = conn.execute(self._parts_sql(side, s.hi - s.lo),
-                                              {"lo": s.lo, "last": s.hi - 1, "w": width})
-                        warned = getattr(getattr(result.cursor, "_result", None),
-                                         "warning_count", 0)
-                        parts = {int(r[0]): _digest(r[1:]) for r in result}
-                        if warned and _cut(conn):
-                            for stats in parts.values():
-                                stats.total = f"cut at {GROUP_CONCAT_MAX} bytes ({side.label})"
-                    out.append(parts)
+                        out += self._parts(side, conn, lane[start:start + PER_TRANSACTION])
             return out
 
         source, local = self._in_lanes(list(zip(segments, widths)), measure)
@@ -234,17 +228,37 @@ class KeyRanges:
                                         ours.get(part, Stats())))
         return children
 
-    def _parts_sql(self, side: Side, span: int) -> Any:
-        """Count and digest of each sub-range (``(key - :lo) DIV :w``) of ``[:lo, :last]``."""
-        key = self._key(side)
+    def _parts(self, side: Side, conn: Connection,
+               segments: list[tuple[Segment, int]]) -> list[dict[int, Stats]]:
+        """Each segment's sub-ranges ``(key - lo) DIV width``: count and digest, in one
+        statement."""
+        params = {f"{name}{n}": value for n, (s, width) in enumerate(segments)
+                  for name, value in (("lo", s.lo), ("last", s.hi - 1), ("w", width))}
+        sql = " UNION ALL ".join(self._parts_sql(side, s.hi - s.lo, n)
+                                 for n, (s, _) in enumerate(segments))
+        result = conn.execute(text(sql), params)
+        warned = getattr(getattr(result.cursor, "_result", None), "warning_count", 0)
+        out: list[dict[int, Stats]] = [{} for _ in segments]
+        for row in result:
+            out[int(row[0])][int(row[1])] = _digest(row[2:])
+        if warned and _cut(conn):  # GROUP_CONCAT cut one of them: none counts as equal
+            for stats in (one for parts in out for one in parts.values()):
+                stats.total = f"cut at {GROUP_CONCAT_MAX} bytes ({side.label})"
+        return out
+
+    def _parts_sql(self, side: Side, span: int, n: int) -> str:
+        """Of each sub-range ``(key - :lo<n>) DIV :w<n>`` of ``[:lo<n>, :last<n>]``: n, the
+        sub-range, its count and digest."""
+        key, lo, w = self._key(side), f":lo{n}", f":w{n}"
         if side.dialect == "mysql":
-            offset = f"({key} - :lo)" if span < 2**62 else f"(CAST({key} AS DECIMAL(21,0)) - :lo)"
-            part = f"{offset} DIV :w"
+            offset = f"({key} - {lo})" if span < 2**62 else \
+                f"(CAST({key} AS DECIMAL(21,0)) - {lo})"
+            part = f"{offset} DIV {w}"
         else:
-            part = f"div(({key})::numeric - :lo, :w)"
-        return text(f"SELECT {part} AS syncd_part, COUNT(*), {side.digest_sql(True)} FROM "
-                    f"{side.qualified()} WHERE {key} >= :lo AND {key} <= :last "
-                    "GROUP BY syncd_part")
+            part = f"div(({key})::numeric - {lo}, {w})"
+        return (f"SELECT {n}, {part} AS syncd_part, COUNT(*), {side.digest_sql(True)} FROM "
+                f"{side.qualified()} WHERE {key} >= {lo} AND {key} <= :last{n} "
+                "GROUP BY syncd_part")
 
     def splittable(self, segment: Segment) -> bool:
         return segment.hi - segment.lo > 1
@@ -259,12 +273,10 @@ class KeyRanges:
 
         def measure(side: Side, lane: list[tuple[int, int]]) -> list[Stats]:
             out: list[Stats] = []
-            sql = text(side.range_digest_sql(self._key(side)))
             with side.reading() as conn:
                 for start in range(0, len(lane), PER_TRANSACTION):
                     with side.transaction(conn):
-                        for lo, hi in lane[start:start + PER_TRANSACTION]:
-                            out.append(self._one(side, conn, sql, lo, hi))
+                        out += self._many(side, conn, lane[start:start + PER_TRANSACTION])
             return out
 
         source, local = self._in_lanes(ranges, measure)
@@ -282,12 +294,17 @@ class KeyRanges:
         return source, local
 
     @staticmethod
-    def _one(side: Side, conn: Connection, sql: Any, lo: int, hi: int) -> Stats:
-        result = conn.execute(sql, {"lo": lo, "last": hi - 1})
+    def _many(side: Side, conn: Connection, ranges: list[tuple[int, int]]) -> list[Stats]:
+        """Count and digest of each of ``ranges``, in one statement."""
+        params = {f"{name}{n}": value for n, (lo, hi) in enumerate(ranges)
+                  for name, value in (("lo", lo), ("last", hi - 1))}
+        result = conn.execute(text(side.ranges_digest_sql(len(ranges))), params)
         warned = getattr(getattr(result.cursor, "_result", None), "warning_count", 0)
-        stats = _digest(result.one())
-        if warned and _cut(conn):  # GROUP_CONCAT cut: compare row by row
-            stats.total = f"cut at {GROUP_CONCAT_MAX} bytes ({side.label})"
+        found = {int(r[0]): _digest(r[1:]) for r in result}
+        stats = [found.get(n, Stats()) for n in range(len(ranges))]
+        if warned and _cut(conn):  # GROUP_CONCAT cut one of them: none counts as equal
+            for one in stats:
+                one.total = f"cut at {GROUP_CONCAT_MAX} bytes ({side.label})"
         return stats
 
     def rows(self, side: Side, conn: Connection, segments: Sequence[Segment]) -> list[Any]:
