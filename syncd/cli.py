@@ -272,6 +272,14 @@ def _check_before_run(path: str, job: Any, local: str) -> None:
             reach(engine)
         except ConfigError as exc:
             fail(f"{where}: {exc}", EXIT_CONFIG)
+        if job.group is not None:  # a table of a group: its cursor among the candidates
+            from syncd.group_tables import resolve_at_source
+            from syncd.groups import TableSkipped
+
+            try:
+                job = resolve_at_source(job, engine)
+            except TableSkipped:
+                return  # the run records it skipped
         check_job(job.table_sync(), engine, local)
     except (SourceUnavailable, SourceRefused):
         pass
