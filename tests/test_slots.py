@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from conftest import RABBITMQ_URL, engine_for, rows_of
 TABLES = [f"t{i:02d}" for i in range(10)]
 FINISHED = {"succeeded", "failed", "skipped", "abandoned", "cancelled"}
 SLOT_MESSAGE = "waiting for a slot on source src"
+STAMP = datetime(2026, 1, 2, 3, 4, 5)
 
 
 @pytest.fixture
@@ -41,7 +43,7 @@ def make_tables(url: str, rows: int = 5) -> None:
         meta.create_all(conn)
         for table in tables:
             conn.execute(table.insert(), [
-                {"id": i, "note": f"{table.name}-{i}", "updated_at": sa.func.now()}
+                {"id": i, "note": f"{table.name}-{i}", "updated_at": STAMP}
                 for i in range(1, rows + 1)])
     engine.dispose()
 

@@ -198,7 +198,9 @@ def _read_fast(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] | N
     read = select_list(src.cols(), ctx.plans)
     pk_index = [src.columns.index(name) for name in src.primary_key]
     key_plans = ctx.key_plans()
-    reader = fastread.Reader(fastread.connect_params(conn.connection.dbapi_connection))
+    params = fastread.connect_params(conn.connection.dbapi_connection)
+    conn.invalidate()  # closed, not pooled: the reader's connection is the run's only one
+    reader = fastread.Reader(params)
     try:
         limit = min(spec.batch_size, FIRST_FETCH)
         while True:
