@@ -106,8 +106,9 @@ def test_tables_added_and_dropped_between_expansions(databases, make_env):
     assert any("customers is gone" in w for w in group["warnings"])
 
     app = env.app()
-    from syncd.web.metrics import metrics_registry
     from prometheus_client import generate_latest
+
+    from syncd.web.metrics import metrics_registry
 
     with app.app_context():
         from syncd import get_state
