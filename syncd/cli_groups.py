@@ -133,7 +133,13 @@ def _table_note(spec: Any, engine: Any) -> str | None:
 
     schema, _, table = spec.table.rpartition(".")
     with engine.connect() as conn:
-        columns = [c["name"] for c in inspect(conn).get_columns(table, schema=schema or None)]
+        insp = inspect(conn)
+        columns = [c["name"] for c in insp.get_columns(table, schema=schema or None)]
+        key = insp.get_pk_constraint(table, schema=schema or None).get("constrained_columns")
+    if not key and not spec.primary_key:
+        return (f"source table {spec.table} has no primary key: loaded in full at every run, "
+                f'without resume (set "primary_key" in [jobs.overrides."{spec.table}"] to '
+                "sync it incrementally)")
     return missing_cursor_note(spec, columns)
 
 

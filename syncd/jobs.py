@@ -161,6 +161,7 @@ class JobSpec:
             source_timezone=self.source.timezone,
             on_unrepresentable=self.on_unrepresentable,
             lookback_auto=self.lookback_auto,
+            keyless_full=self.group is not None,
         )
 
 

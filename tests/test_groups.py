@@ -165,3 +165,27 @@ def test_group_validation_refuses_bad_fields():
         jobs.job("g.crm.orders")
     with pytest.raises(ConfigError, match="is a group of tables"):
         jobs.job("g")
+
+
+@pytest.mark.parametrize("source_kind,local_kind", [("postgres", "postgres"), ("mysql", "mysql")])
+def test_table_without_primary_key_is_loaded_in_full(databases, make_env, source_kind,
+                                                     local_kind):
+    source, local = databases.make(source_kind), databases.make(local_kind)
+    execute(source, "CREATE TABLE tags (a INT, label VARCHAR(20), updated_at TIMESTAMP NULL)",
+            "INSERT INTO tags VALUES (1, 'x', NULL), (1, 'x', NULL), (2, NULL, NULL)")
+    env = make_env(local, jobs_text(source))
+    check = env.syncd("check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert ('warning: job "shop.tags": source table tags has no primary key: loaded in full '
+            "at every run, without resume") in check.stdout
+
+    first = env.syncd("run", "shop.tags")
+    assert first.returncode == 0, first.stdout + first.stderr
+    execute(source, "DELETE FROM tags WHERE a = 2", "INSERT INTO tags VALUES (3, 'z', NULL)")
+    second = env.syncd("run", "shop.tags")
+    assert second.returncode == 0, second.stdout + second.stderr
+    latest = history(env)[0]
+    assert latest["warnings"] == [
+        {"message": "no primary key: loaded in full, without resume", "count": 1}]
+    assert (latest["rows_read"], latest["rows_inserted"], latest["rows_deleted"]) == (3, 3, 3)
+    assert sorted(rows_of(local, "shop_tags", "a")) == sorted(rows_of(source, "tags", "a"))
