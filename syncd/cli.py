@@ -381,7 +381,8 @@ def _set_paused(ctx: Context, job: str, paused: bool) -> None:
 
     jobs = load_jobs_or_exit(ctx.state)
     try:
-        jobs.job(job)
+        if job not in jobs.groups:  # a group's scheduled ticks pause as a whole
+            jobs.job(job)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
     set_paused(ctx.state, job, paused, by="cli")
