@@ -161,3 +161,92 @@ def test_ten_tables_never_more_than_two_connections(databases, make_env, service
     assert {r["status"] for r in history} == {"succeeded"}, history
     for table in TABLES:
         assert [r[:2] for r in rows_of(local, table)] == [r[:2] for r in rows_of(source, table)]
+
+
+class Runner(threading.Thread):
+    """run_job in a thread (the test plays the other runs by holding slots itself)."""
+
+    def __init__(self, state: Any, request: Any) -> None:
+        super().__init__(daemon=True)
+        self.state, self.request = state, request
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        from syncd.runner import run_job
+
+        try:
+            self.result = run_job(self.state, self.request)
+        except BaseException as exc:  # noqa: BLE001  (re-raised by the test)
+            self.error = exc
+
+    def outcome(self, timeout: float = 60) -> Any:
+        self.join(timeout)
+        assert not self.is_alive(), "the run did not return"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+def one_slot(request, databases, tmp_path):  # type: ignore[no-untyped-def]
+    """A state whose source "src" has one slot, and the slot held by this test."""
+    from sample_tables import create_orders
+    from test_sync import jobs_toml, make_state
+
+    from syncd.slots import SourceSlot
+
+    source = databases.sqlite("source")
+    create_orders(source, 30)
+    text = jobs_toml(source).replace('"\n\n[[jobs]]', '"\nmax_connections = 1\n\n[[jobs]]', 1)
+    state = make_state(tmp_path, databases.make(request.param), text)
+    state.source_url = source
+    held = SourceSlot(state.engine, "src", 1)
+    assert held.try_take()
+    yield state, held
+    held.release()
+    state.dispose()
+
+
+def waiting_rows(state: Any) -> list[Any]:
+    from syncd.models import SyncRun
+
+    with state.sessions() as session:
+        return list(session.scalars(sa.select(SyncRun).where(SyncRun.status == "queued")))
+
+
+def test_a_run_waits_queued_for_a_slot_then_runs(one_slot) -> None:
+    from sample_tables import table_rows
+
+    from syncd.runner import RunRequest
+
+    state, held = one_slot
+    runner = Runner(state, RunRequest(job="orders", trigger="cli", started_by="cli"))
+    runner.start()
+    queued = wait_for(lambda: [r for r in waiting_rows(state) if r.activity == SLOT_MESSAGE],
+                      30, "the run never waited for a slot")
+    assert queued[0].job == "orders" and queued[0].started_at is None
+    assert runner.is_alive()  # it waits: neither failed nor skipped
+    held.release()
+    run = runner.outcome()
+    assert run.status == "succeeded" and run.id == queued[0].id and run.rows_read == 30
+    assert run.waiting_slot is None
+    assert table_rows(state.config.SYNCD_DATABASE_URL, "orders") == \
+        table_rows(state.source_url, "orders")
+
+
+def test_cancel_ends_the_wait_for_a_slot(one_slot) -> None:
+    from syncd.cancel import request_cancel
+    from syncd.runner import RunRequest, create_queued_run
+
+    state, _held = one_slot
+    run_id = create_queued_run(state, "orders", "manual", started_by="alice")
+    runner = Runner(state, RunRequest(job="orders", trigger="manual", run_id=run_id,
+                                      started_by="alice"))
+    runner.start()
+    wait_for(lambda: [r for r in waiting_rows(state) if r.activity == SLOT_MESSAGE], 30,
+             "the run never waited for a slot")
+    request_cancel(state, run_id, "alice")
+    run = runner.outcome()
+    assert run.status == "cancelled" and run.cancelled_by == "alice"
+    assert run.started_at is None
