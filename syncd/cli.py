@@ -304,7 +304,7 @@ def history(ctx: Context, job: str | None, limit: int, status: str | None, as_js
     query = select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)
     if job:
         _known_job_or_exit(ctx.state, job)
-        query = query.where(SyncRun.job == job)
+        query = query.where(_runs_of(ctx.state, job))
     if status:
         query = query.where(SyncRun.status == status)
     with ctx.state.sessions() as session:
@@ -317,6 +317,17 @@ def history(ctx: Context, job: str | None, limit: int, status: str | None, as_js
     for r in runs:
         started = r.started_at or r.queued_at
         click.echo(f"{started:%Y-%m-%d %H:%M:%S}Z [{r.trigger}] {describe(r)}")
+
+
+def _runs_of(state: SyncdState, job: str) -> Any:
+    """Runs of ``job``; of a group: the runs of its table jobs."""
+    from syncd.models import SyncRun
+
+    try:
+        group = job in state.jobs().groups
+    except ConfigError:
+        group = False
+    return SyncRun.job.startswith(job + ".", autoescape=True) if group else SyncRun.job == job
 
 
 def _known_job_or_exit(state: SyncdState, job: str) -> None:

@@ -80,6 +80,9 @@ def test_group_expands_with_overrides_and_candidates(databases, make_env, source
     assert one.returncode == 0, one.stdout + one.stderr
     assert one.stdout.strip().splitlines()[-1].startswith("run #")
     assert [r["job"] for r in history(env)][0] == "shop.orders"
+    of_group = json.loads(env.syncd("history", "shop", "--json", check=True).stdout)
+    assert sorted(r["job"] for r in of_group) == sorted(
+        ["shop.orders", "shop.orders", "shop.customers", "shop.tags"])
 
 
 def test_tables_added_and_dropped_between_expansions(databases, make_env):
