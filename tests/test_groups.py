@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from celery_helpers import running_services, runs, wait_for
 from conftest import engine_for, rows_of
 
 from syncd.engine.errors import ConfigError
@@ -192,3 +193,38 @@ def test_table_without_primary_key_is_loaded_in_full(databases, make_env, source
         {"message": "no primary key: loaded in full, without resume", "count": 1}]
     assert (latest["rows_read"], latest["rows_inserted"], latest["rows_deleted"]) == (3, 3, 3)
     assert sorted(rows_of(local, "shop_tags", "a")) == sorted(rows_of(source, "tags", "a"))
+
+
+@pytest.fixture
+def services():  # type: ignore[no-untyped-def]
+    yield from running_services()
+
+
+def test_scheduled_ticks_pick_up_a_new_table_and_report_a_dropped_one(databases, make_env,
+                                                                      services):
+    source, local = databases.postgres(), databases.postgres()
+    make_shop(source)
+    env = make_env(local, jobs_text(source, 'schedule = "2s"\n'))
+    services.worker(env, 2)
+    beat = services.beat(env)
+
+    def succeeded(job: str) -> list[dict]:
+        return [r for r in runs(local, job) if r["trigger"] == "schedule"
+                and r["status"] == "succeeded"]
+
+    def reported() -> bool:
+        listed = json.loads(env.syncd("jobs", "--json", check=True).stdout)
+        group = next(row for row in listed if row["name"] == "shop")
+        return any("table customers is gone" in w for w in group["warnings"])
+
+    wait_for(lambda: succeeded("shop.customers") and succeeded("shop.tags"), 60,
+             lambda: f"no scheduled runs of the table jobs: {runs(local)}")
+    assert "Sending due task sync-shop (syncd.sync_group)" in beat.log
+    execute(source, "CREATE TABLE order_lines (id INT PRIMARY KEY, updated_at TIMESTAMP)",
+            "INSERT INTO order_lines VALUES (7, '2026-01-03 00:00:00')",
+            "DROP TABLE customers")
+    wait_for(lambda: succeeded("shop.order_lines"), 60,
+             lambda: f"the new table was not picked up: {runs(local)}")
+    wait_for(reported, 30, "the dropped table was not reported")
+    assert rows_of(local, "shop_order_lines")[0][0] == 7
+    assert len(rows_of(local, "shop_customers")) == 1  # kept
