@@ -22,7 +22,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from syncd.engine.errors import ConfigError, shown
-from syncd.jobs import LOCAL_NAME, MAX_NAME, JobSpec, Schedule, SourceSpec, _parse_job
+from syncd.jobs import JOB_NAME, LOCAL_NAME, MAX_NAME, JobSpec, Schedule, SourceSpec, _parse_job
 
 TABLE_NAME = re.compile(r"^[A-Za-z0-9_$]{1,64}$")  # a table a group may name a job after
 PATTERN = re.compile(r"^[A-Za-z0-9_$*?\[\]!-]{1,64}$")
@@ -78,9 +78,11 @@ def parse_group(index: int, raw: dict[str, Any], label: str,
                 sources: dict[str, SourceSpec]) -> GroupSpec:
     """Validate a ``[[jobs]]`` entry with ``tables``; ConfigError naming file, job and field."""
     name = raw.get("name")
+    if not isinstance(name, str) or not JOB_NAME.match(name):
+        _parse_job(index, raw, label, sources)  # says what is wrong with the name
     where = f'{label}: job "{name}"'
     if "table" in raw:
-        raise ConfigError(f'{where}: fields "table" and "tables": set one of them, not both')
+        raise ConfigError(f'{where}: field "tables": set "table" or "tables", not both')
     patterns = _patterns(raw.get("tables"), f'{where}: field "tables"')
     target = _target_pattern(raw.get("target", "{table}"), f'{where}: field "target"')
     candidates = _candidates(raw.get("cursor"), f'{where}: field "cursor"')
@@ -100,7 +102,12 @@ def parse_group(index: int, raw: dict[str, Any], label: str,
         schedule=template.schedule, template=template, raw=shared, overrides=overrides,
         label=label, sources=sources)
     for table in overrides:  # each override is checked now, as its table job
-        table_job(group, table)
+        try:
+            table_job(group, table)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace(
+                f'job "{name}": table "{table}": ',
+                f'job "{name}": field "overrides": table "{table}": ', 1)) from exc
     return group
 
 
@@ -159,7 +166,7 @@ def _overrides(value: Any, patterns: tuple[str, ...], where: str) -> dict[str, d
                           '[jobs.overrides."orders"]')
     out: dict[str, dict[str, Any]] = {}
     for table, fields in value.items():
-        here = f'{where}: overrides.{shown(table)}'
+        here = f'{where}: field "overrides": table {shown(table)}'
         if not isinstance(fields, dict):
             raise ConfigError(f"{here}: must be a table of fields")
         if not any(_match(p, table) for p in patterns):

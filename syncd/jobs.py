@@ -202,10 +202,10 @@ def parse_size(text: Any, where: str) -> int:
         text, bool) else None
     if not match:
         raise ConfigError(f'{where}: must be a size such as "32MB", "512KB" or bytes, '
-                          f"got {text!r}")
+                          f"got {shown(text)}")
     size = int(match.group(1)) * SIZE_UNITS[(match.group(2) or "b").lower()]
     if size < 1024:
-        raise ConfigError(f'{where}: must be at least 1KB, got {text!r}')
+        raise ConfigError(f"{where}: must be at least 1KB, got {shown(text)}")
     return size
 
 
