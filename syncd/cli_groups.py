@@ -24,7 +24,7 @@ from syncd.group_tables import (
     record,
     recorded_jobs,
 )
-from syncd.groups import GroupSpec, missing_cursor_note
+from syncd.groups import GroupSpec, TableSkipped, missing_cursor_note
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED = 0, 1, 2, 3
 
@@ -114,7 +114,11 @@ def _check_table(path: str, spec: Any, engine: Any, local: str) -> list[tuple[in
 
     try:
         note = _table_note(spec, engine)
-        resolved = resolve_at_source(spec, engine)
+        try:
+            resolved = resolve_at_source(spec, engine)
+        except TableSkipped:  # missing_cursor = "skip": not an error
+            click.echo(one_line(f'  warning: job "{spec.name}": {note}'))
+            return []
         for warning in check_job(resolved.table_sync(), engine, local):
             click.echo(one_line(f'  warning: job "{spec.name}": {warning}'))
         how = resolved.mode

@@ -127,6 +127,13 @@ def test_missing_cursor(databases, make_env, mode, status, code):
     source, local = databases.mysql(), databases.postgres()
     make_shop(source)
     env = make_env(local, jobs_text(source, f'missing_cursor = "{mode}"\n'))
+    check = env.syncd("check")
+    assert check.returncode == (2 if mode == "fail" else 0), check.stdout + check.stderr
+    said = {"full": "no cursor column (updated_at, modified_at) in source table tags: loaded "
+                    "in full at every run",
+            "skip": "no cursor column (updated_at, modified_at) in source table tags: skipped",
+            "fail": "none of the columns updated_at, modified_at is in source table tags"}
+    assert said[mode] in check.stdout + check.stderr
     proc = env.syncd("run", "shop.tags")
     assert proc.returncode == code, proc.stdout + proc.stderr
     if mode == "fail":
