@@ -2,8 +2,8 @@
 
 ``syncd run shop`` expands the group at its source and runs each table job in turn
 in this process; ``syncd run shop.orders`` is an ordinary run of one table.
-Exit codes of a group run: 0 every table succeeded, 1 one failed, 2 a table makes no
-valid job (or the jobs file is bad), 3 one was skipped.
+Exit code of a group run: 1 if a table failed, else 2 if one was refused as bad
+configuration, else 3 if one was skipped, else 0; 130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from syncd.group_tables import (
 )
 from syncd.groups import GroupSpec, TableSkipped, missing_cursor_note
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+SEVERITY = {EXIT_OK: 0, EXIT_SKIPPED: 1, EXIT_CONFIG: 2, EXIT_FAILED: 3}  # a group run's exit
 
 
 def expanded_or_exit(state: SyncdState, jobs: Any, group: GroupSpec) -> Expansion:
@@ -51,27 +52,39 @@ def expanded_or_exit(state: SyncdState, jobs: Any, group: GroupSpec) -> Expansio
 
 
 def run_group(state: SyncdState, jobs: Any, group: GroupSpec, full_refresh: bool) -> None:
-    """Run every table job of the group now, one after the other; exit with the worst."""
-    from syncd.runner import RunRequest, describe, run_job
+    """Run every table job of the group now, one after the other; exit with the worst.
+
+    Ctrl-C cancels the run in progress (at its next batch boundary) and the tables after it.
+    """
+    from syncd.progress import CtrlC, terminal_progress
 
     expansion = expanded_or_exit(state, jobs, group)
     code = EXIT_CONFIG if expansion.problems else EXIT_OK
-    for spec in expansion.jobs:
-        request = RunRequest(job=spec.name, trigger="cli", full_refresh=full_refresh,
-                             started_by="cli")
-        try:
-            run = run_job(state, request)
-        except ConfigError as exc:
-            click.echo(f"error: {one_line(str(exc))}", err=True)
-            code = max(code, EXIT_CONFIG)
-            continue
-        assert run is not None
-        click.echo(describe(run))
-        if run.status == "skipped":
-            code = max(code, EXIT_SKIPPED)
-        elif run.status != "succeeded":
-            code = max(code, EXIT_FAILED) if code != EXIT_CONFIG else code
+    ctrl_c = CtrlC()
+    with terminal_progress(enabled=sys.stdout.isatty()) as hook, ctrl_c.installed():
+        for spec in expansion.jobs:
+            code = max(code, _run_table(state, spec.name, full_refresh, hook, ctrl_c),
+                       key=SEVERITY.__getitem__)
+            if ctrl_c.pressed:
+                sys.exit(EXIT_INTERRUPTED)
     sys.exit(code)
+
+
+def _run_table(state: SyncdState, job: str, full_refresh: bool, hook: Any, ctrl_c: Any) -> int:
+    """Run one table job of a group; its exit code."""
+    from syncd.runner import RunRequest, describe, run_job
+
+    request = RunRequest(job=job, trigger="cli", full_refresh=full_refresh, started_by="cli")
+    try:
+        run = run_job(state, request, on_progress=hook, interrupted=ctrl_c)
+    except ConfigError as exc:
+        click.echo(f"error: {one_line(str(exc))}", err=True)
+        return EXIT_CONFIG
+    assert run is not None
+    click.echo(describe(run))
+    if run.status == "succeeded":
+        return EXIT_OK
+    return EXIT_SKIPPED if run.status == "skipped" else EXIT_FAILED
 
 
 def trigger_group(state: SyncdState, jobs: Any, group: GroupSpec, full_refresh: bool) -> None:
