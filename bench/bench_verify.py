@@ -9,7 +9,8 @@ DATETIME(6), as bench_load.py), then measures:
     `syncd verify --repair` finding and repairing them (target: under 30%),
   - the peak memory of each `syncd` process (target: under 150 MB).
 
-Usage: python bench/bench_verify.py [--rows 1000000]
+Usage: python bench/bench_verify.py [--rows 1000000] [--rounds 1]
+(several rounds: each its own full load; the median of each round's ratio is printed too)
 Needs the local MariaDB (root, no password) and PostgreSQL (postgres, trust).
 """
 
@@ -18,11 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -84,64 +87,90 @@ def last_run(env: dict[str, str]) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="rounds of load + verify + repair (the source is built once)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="syncd-bench-verify-"))
     print(f"creating {args.rows:,} source rows in MariaDB ...", flush=True)
     source = make_source(args.rows)
     third = DIFFERENCES // 3
-    inserted = scattered(args.rows, third, 1)  # removed now, inserted again after the load
-    admin(source, f"CREATE TABLE late AS SELECT * FROM orders WHERE id IN "
-                  f"({', '.join(map(str, inserted))})",
-          f"DELETE FROM orders WHERE id IN ({', '.join(map(str, inserted))})")
+    keys = {"inserted": scattered(args.rows, third, 1),  # removed now, inserted after the load
+            "updated": scattered(args.rows, third, 2),
+            "deleted": scattered(args.rows, DIFFERENCES - 2 * third, 3)}
+    admin(source, f"CREATE TABLE late AS SELECT * FROM orders WHERE id IN {_in(keys['inserted'])}",
+          f"DELETE FROM orders WHERE id IN {_in(keys['inserted'])}",
+          "CREATE TABLE original AS SELECT * FROM orders WHERE id IN "
+          f"{_in(keys['updated'] + keys['deleted'])}")
+    rounds = [one_round(source, work / f"round{i}", keys) for i in range(args.rounds)]
+    for i, results in enumerate(rounds, 1):
+        print(f"\nround {i} of {len(rounds)} (load average at its end {results[-1]})")
+        show(results[:-1])
+    if len(rounds) > 1:
+        print(f"\nmedian of {len(rounds)} rounds (ratio: median of each round's own ratio)")
+        show([(row[0], statistics.median(r[i][1] for r in rounds),
+               statistics.median(r[i][2] for r in rounds), row[3],
+               statistics.median(r[i][1] / r[0][1] for r in rounds))
+              for i, row in enumerate(rounds[0][:-1])])
+    admin(MY_ADMIN, f"DROP DATABASE IF EXISTS {NAME}")
 
+
+def _in(ids: list[int]) -> str:
+    return f"({', '.join(map(str, ids))})"
+
+
+def one_round(source: str, work: Path, keys: dict[str, list[int]]) -> list[Any]:
+    """Full load, verify, the differences, verify --repair; the source restored after."""
     admin(PG_ADMIN, f"DROP DATABASE IF EXISTS {NAME}_local WITH (FORCE)",
           f"CREATE DATABASE {NAME}_local")
     local = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{NAME}_local"
+    work.mkdir(parents=True)
     jobs = work / "jobs.toml"
     jobs.write_text(f'[sources.bench]\nurl = "{source}"\n\n[[jobs]]\nname = "orders"\n'
                     f'source = "bench"\ntable = "orders"\ncursor = "updated_at"\n')
     env = dict(os.environ, SYNCD_DATABASE_URL=local, SYNCD_JOBS_FILE=str(jobs),
                SYNCD_VAR_DIR=str(work / "var"))
     syncd(env, "db", "upgrade")
-    results = []
     _, peak, _ = syncd(env, "run", "orders")
-    load = float(last_run(env)["duration_s"])  # type: ignore[arg-type]
-    results.append(("syncd run: full load MariaDB -> PostgreSQL", load, peak, ""))
-
-    _, peak, _ = syncd(env, "verify", "orders")
-    run = last_run(env)
-    found = run["verify"]
-    results.append(("syncd verify: identical tables", float(run["duration_s"]),  # type: ignore[arg-type]
-                     peak, f"{run['rows_compared']:,} rows, {found['segments']} segments, "  # type: ignore[index]
-                           f"{found['segments_row_by_row']} row by row"))  # type: ignore[index]
-
-    updated = scattered(args.rows, third, 2)
-    deleted = scattered(args.rows, DIFFERENCES - 2 * third, 3)
+    results: list[Any] = [("syncd run: full load MariaDB -> PostgreSQL",
+                           float(last_run(env)["duration_s"]), peak, "")]  # type: ignore[arg-type]
+    results.append(verify_case(env, "syncd verify: identical tables"))
     admin(source, "UPDATE orders SET note = CONCAT(IFNULL(note, ''), ' changed'), qty = -qty "
-                  f"WHERE id IN ({', '.join(map(str, updated))})",
-          f"DELETE FROM orders WHERE id IN ({', '.join(map(str, deleted))})",
+                  f"WHERE id IN {_in(keys['updated'])}",
+          f"DELETE FROM orders WHERE id IN {_in(keys['deleted'])}",
           "INSERT INTO orders SELECT * FROM late")
-    _, peak, _ = syncd(env, "run", "orders")  # the cursor did not move: it sees nothing
+    syncd(env, "run", "orders")  # the cursor did not move: it sees nothing
     incremental = last_run(env)
-    _, peak, out = syncd(env, "verify", "orders", "--repair")
-    run = last_run(env)
-    found = run["verify"]
-    results.append((f"syncd verify --repair: {DIFFERENCES} differences", float(
-        run["duration_s"]), peak, f"{run['rows_different']} found, {run['rows_repaired']} "  # type: ignore[arg-type]
-        f"repaired, {found['segments']} segments, {found['segments_row_by_row']} row by row"))  # type: ignore[index]
-    _, _, _ = syncd(env, "verify", "orders")
-    after = last_run(env)
-
-    print()
     print(f"incremental run after the differences: read {incremental['rows_read']}, "
           f"inserted {incremental['rows_inserted']}, updated {incremental['rows_updated']}")
-    print(f"{'case':<46} {'seconds':>8} {'vs load':>8} {'peak RSS':>10}  notes")
-    for label, seconds, peak_kib, notes in results:
-        print(f"{label:<46} {seconds:8.2f} {seconds / load:7.0%} {peak_kib / 1024:7.0f} MiB  "
-              f"{notes}")
+    results.append(verify_case(env, f"syncd verify --repair: {DIFFERENCES} differences",
+                               "--repair"))
+    syncd(env, "verify", "orders")
+    after = last_run(env)
     print(f"verify after the repair: {after['status']}, {after['rows_different']} different")
+    admin(source, f"DELETE FROM orders WHERE id IN {_in(sum(keys.values(), []))}",
+          "INSERT INTO orders SELECT * FROM original")
     admin(PG_ADMIN, f"DROP DATABASE IF EXISTS {NAME}_local WITH (FORCE)")
-    admin(MY_ADMIN, f"DROP DATABASE IF EXISTS {NAME}")
+    results.append(round(os.getloadavg()[0], 1))
+    return results
+
+
+def verify_case(env: dict[str, str], label: str, *flags: str) -> tuple[str, float, int, str]:
+    _, peak, _ = syncd(env, "verify", "orders", *flags, ok=(0, 1))
+    run = last_run(env)
+    found = run["verify"]
+    notes = f"{run['rows_compared']:,} rows" if not flags else (
+        f"{run['rows_different']} found, {run['rows_repaired']} repaired")
+    notes += (f", {found['segments']} segments, "  # type: ignore[index]
+              f"{found['segments_row_by_row']} row by row")  # type: ignore[index]
+    return label, float(run["duration_s"]), peak, notes  # type: ignore[arg-type]
+
+
+def show(results: list[Any]) -> None:
+    load = results[0][1]
+    print(f"{'case':<46} {'seconds':>8} {'vs load':>8} {'peak RSS':>10}  notes")
+    for label, seconds, peak_kib, notes, *ratio in results:
+        share = ratio[0] if ratio else seconds / load
+        print(f"{label:<46} {seconds:8.2f} {share:7.0%} {peak_kib / 1024:7.0f} MiB  {notes}")
 
 
 if __name__ == "__main__":

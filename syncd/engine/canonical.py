@@ -92,14 +92,15 @@ def canonical_text(rule: Rule, value: Any, style: str = "postgresql") -> str | N
 
 
 def row_text(rules: list[Rule], values: Any, style: str) -> str:
-    """The checksum text of a row: each value, length-prefixed if free text, "N" for NULL."""
+    """The checksum text of a row: each value, "N" for NULL; free text preceded by its
+    length as a field of its own (so a "|" inside it cannot shift the fields)."""
     parts = []
     for rule, value in zip(rules, values):
         text = canonical_text(rule, value, style)
         if text is None:
             parts.append(NULL_MARK)
         elif rule.prefixed:
-            parts.append(f"{len(text)}:{text}")
+            parts += [str(len(text)), text]
         else:
             parts.append(text)
     return "|".join(parts)
@@ -169,7 +170,9 @@ def _date_text(value: Any, rule: Rule) -> str | None:
 
 
 def _datetime_text(value: Any, rule: Rule) -> str | None:
-    """``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC; infinite or BC values as their own text."""
+    """``YYYY-MM-DD HH:MM:SS[.ffffff]`` in UTC, decimals without trailing zeros (as
+    PostgreSQL writes a timestamp: the cheapest form in its SQL); infinite or BC values
+    as their own text."""
     text = _as_str(value)
     if text.startswith(ZERO_DATE_PREFIX):
         return None
@@ -179,8 +182,9 @@ def _datetime_text(value: Any, rule: Rule) -> str | None:
         return text
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
+    fraction = f".{moment.microsecond:06d}".rstrip("0") if moment.microsecond else ""
     return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} {moment.hour:02d}:"
-            f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond:06d}")
+            f"{moment.minute:02d}:{moment.second:02d}{fraction}")
 
 
 _TIME = re.compile(r"(-?)(\d+):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$")

@@ -4,9 +4,10 @@ For every column, ``column_sql`` writes the SQL that gives the column's
 canonical text in MySQL/MariaDB or PostgreSQL, chosen by the column's own type
 on that side (a value shows differently in ``numeric(10,2)``, ``decimal(65,30)``
 and a SQLite ``TEXT``). A row's text is the columns' texts joined by "|" (free
-text length-prefixed, NULL as "N"). A key range's checksum is the MD5 of its rows'
-texts joined in key order (``digest_sql``); a hash segment's is the sum of its rows'
-hashes (the first 64 bits of each row's MD5) modulo 2**64. Both come with a count.
+text preceded by its length as a field of its own, NULL as "N"). A key range's
+checksum is the MD5 of its rows' texts joined in key order (``digest_sql``); a hash
+segment's is the sum of its rows' hashes (the first 64 bits of each row's MD5) modulo
+2**64. Both come with a count.
 
 SQLite has no MD5: ``register_functions`` puts ``canonical.row_text`` and the
 hashes on the DBAPI connection syncd opened, as SQL functions.
@@ -44,6 +45,14 @@ def _lit(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+_DATE_FORMAT = "%Y-%m-%d %H:%i:%s.%f"
+
+
+def _trimmed(c: str) -> str:
+    """A MySQL date-time text with decimals, without trailing zeros (nor a bare ".")."""
+    return f"TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM {c}))"
+
+
 def _padded(c: str, fsp: int | None) -> str:
     """A MySQL DATETIME/TIME with ``fsp`` decimals, padded to six (NULL stays NULL)."""
     digits = fsp or 0
@@ -78,9 +87,10 @@ def mysql_text(col: Column) -> str:
         if col.source_tz:
             moment = f"CONVERT_TZ({c}, {_lit(col.source_tz)}, '+00:00')"
             return (f"CASE WHEN CAST({c} AS CHAR) LIKE '0000-00-00%' THEN NULL ELSE "
-                    f"DATE_FORMAT({moment}, '%Y-%m-%d %H:%i:%s.%f') END")
+                    f"{_trimmed(f'DATE_FORMAT({moment}, {_lit(_DATE_FORMAT)})')} END")
         # A zero date is NULL; one with a zero month or day differs: compared row by row.
-        return _padded(f"NULLIF({c}, '0000-00-00 00:00:00')", col.side.precision)
+        value = f"NULLIF({c}, '0000-00-00 00:00:00')"
+        return _trimmed(value) if col.side.precision else value
     if rule == "time":
         return _padded(c, col.side.precision)
     if rule in ("text", "json") and kind not in ("enum", "set", "inet6", "inet4", "uuid"):
@@ -124,7 +134,7 @@ def postgres_text(col: Column) -> str:
             moment = f"({c} AT TIME ZONE 'UTC')"
         elif col.source_tz:
             moment = f"(({c} AT TIME ZONE {_lit(col.source_tz)}) AT TIME ZONE 'UTC')"
-        return f"to_char({moment}, 'YYYY-MM-DD HH24:MI:SS.US')"
+        return f"({moment})::text"  # ISO (``PG_SESSION``): decimals without trailing zeros
     if rule == "time" and kind == "time":
         return f"to_char({c}, 'HH24:MI:SS.US')"
     return f"({c})::text"
@@ -140,12 +150,11 @@ def row_text_sql(dialect: str, columns: Sequence[Column]) -> str:
     parts = []
     for col in columns:
         text = column_sql(dialect, col)
-        if dialect == "mysql":
-            piece = f"CONCAT(CHAR_LENGTH({text}), ':', {text})" if col.rule.prefixed else text
-            parts.append(piece if col.key else f"COALESCE({piece}, '{NULL_MARK}')")
+        if col.rule.prefixed:  # its length, then itself (NULL: "N" alone, the text skipped)
+            length = f"CHAR_LENGTH({text})" if dialect == "mysql" else f"length({text})::text"
+            parts += [length if col.key else f"COALESCE({length}, '{NULL_MARK}')", text]
         else:
-            piece = f"length({text})::text || ':' || {text}" if col.rule.prefixed else text
-            parts.append(piece if col.key else f"coalesce({piece}, '{NULL_MARK}')")
+            parts.append(text if col.key else f"COALESCE({text}, '{NULL_MARK}')")
     if dialect == "mysql":
         return f"CONCAT_WS('|', {', '.join(parts)})"
     return f"concat_ws('|', {', '.join(parts)})"
@@ -177,6 +186,23 @@ def digest_sql(dialect: str, columns: Sequence[Column], key: Column,
         order = "" if clustered else f" ORDER BY {key.name}"
         return f"MD5(CONVERT(GROUP_CONCAT({row}{order} SEPARATOR '\\n') USING utf8mb4))"
     return f"md5(string_agg({row}, E'\\n' ORDER BY {key.name}))"
+
+
+def range_digest_sql(dialect: str, columns: Sequence[Column], key: Column, table: str,
+                     clustered: bool = False, n: int = 0) -> str:
+    """SQL of ``n``, the count and the digest of the rows whose key is in ``[:lo<n>, :last<n>]``.
+
+    PostgreSQL reads the range in key order in a subquery (an index range scan) and
+    aggregates it as it comes, instead of sorting each range inside ``string_agg``
+    (were the order ever another, the digests would differ and the rows be compared).
+    """
+    where = f"{key.name} >= :lo{n} AND {key.name} <= :last{n}"
+    if dialect != "postgresql":
+        return f"SELECT {n}, COUNT(*), {digest_sql(dialect, columns, key, clustered)} " \
+               f"FROM {table} WHERE {where}"
+    return (f"SELECT {n}, COUNT(*), md5(string_agg(syncd_row, E'\\n')) FROM (SELECT "
+            f"{row_text_sql(dialect, columns)} AS syncd_row FROM {table} WHERE {where} "
+            f"ORDER BY {key.name}) syncd_range")
 
 
 def row_width_sql(dialect: str, columns: Sequence[Column], table: str, rows: int) -> str:

@@ -29,6 +29,9 @@ RANGE_FANOUT = 64  # a differing key range into this many (a top range: into lea
 LEAF_ROWS = 64  # a differing segment this small is compared row by row
 TOP_ROWS = 4096  # rows per top-level key range (dense keys)
 MAX_TOP = 4096  # top-level segments at most
+LANES = 2  # connections per side measuring top-level ranges at the same time
+PER_TRANSACTION = 16  # ranges measured in one statement, split in one read transaction
+ROWS_QUERY = 64  # ranges whose rows one query reads
 HASH_BITS = ck.KEY_BITS
 SEGMENT_BYTES = 8 * 2**20  # a key range's rows' texts, joined for its digest, at most about
 GROUP_CONCAT_MAX = 2**30  # the largest MariaDB takes in strict mode
@@ -92,6 +95,13 @@ class Side:
         """A key range's digest (``grouped``: of each group of a GROUP BY, which may sort)."""
         return ck.digest_sql(self.dialect, self.columns, self.keys[0],
                              self.clustered and not grouped)
+
+    def ranges_digest_sql(self, ranges: int) -> str:
+        """Of ``ranges`` key ranges ``[:lo<n>, :last<n>]``: n, count and digest (one row each,
+        in one statement: one round trip)."""
+        return " UNION ALL ".join(
+            ck.range_digest_sql(self.dialect, self.columns, self.keys[0], self.qualified(),
+                                self.clustered, n) for n in range(ranges))
 
     def key_hash_sql(self) -> str:
         return ck.key_hash_sql(self.dialect, self.keys)
@@ -202,23 +212,15 @@ class KeyRanges:
                                  for r in _ranges(s.lo, s.hi, RANGE_FANOUT)])
         widths = [-(-(s.hi - s.lo) // RANGE_FANOUT) for s in segments]
 
-        def measure(side: Side) -> list[dict[int, Stats]]:
+        def measure(side: Side, lane: list[tuple[Segment, int]]) -> list[dict[int, Stats]]:
             out = []
             with side.reading() as conn:
-                for s, width in zip(segments, widths):
+                for start in range(0, len(lane), PER_TRANSACTION):
                     with side.transaction(conn):
-                        result = conn.execute(self._parts_sql(side, s.hi - s.lo),
-                                              {"lo": s.lo, "last": s.hi - 1, "w": width})
-                        warned = getattr(getattr(result.cursor, "_result", None),
-                                         "warning_count", 0)
-                        parts = {int(r[0]): _digest(r[1:]) for r in result}
-                        if warned and _cut(conn):
-                            for stats in parts.values():
-                                stats.total = f"cut at {GROUP_CONCAT_MAX} bytes ({side.label})"
-                    out.append(parts)
+                        out += self._parts(side, conn, lane[start:start + PER_TRANSACTION])
             return out
 
-        source, local = both(self.pool, self.sides, measure)
+        source, local = self._in_lanes(list(zip(segments, widths)), measure)
         children = []
         for s, width, theirs, ours in zip(segments, widths, source, local):
             for part, lo in enumerate(range(s.lo, s.hi, width)):
@@ -226,17 +228,37 @@ class KeyRanges:
                                         ours.get(part, Stats())))
         return children
 
-    def _parts_sql(self, side: Side, span: int) -> Any:
-        """Count and digest of each sub-range (``(key - :lo) DIV :w``) of ``[:lo, :last]``."""
-        key = self._key(side)
+    def _parts(self, side: Side, conn: Connection,
+               segments: list[tuple[Segment, int]]) -> list[dict[int, Stats]]:
+        """Each segment's sub-ranges ``(key - lo) DIV width``: count and digest, in one
+        statement."""
+        params = {f"{name}{n}": value for n, (s, width) in enumerate(segments)
+                  for name, value in (("lo", s.lo), ("last", s.hi - 1), ("w", width))}
+        sql = " UNION ALL ".join(self._parts_sql(side, s.hi - s.lo, n)
+                                 for n, (s, _) in enumerate(segments))
+        result = conn.execute(text(sql), params)
+        warned = getattr(getattr(result.cursor, "_result", None), "warning_count", 0)
+        out: list[dict[int, Stats]] = [{} for _ in segments]
+        for row in result:
+            out[int(row[0])][int(row[1])] = _digest(row[2:])
+        if warned and _cut(conn):  # GROUP_CONCAT cut one of them: none counts as equal
+            for stats in (one for parts in out for one in parts.values()):
+                stats.total = f"cut at {GROUP_CONCAT_MAX} bytes ({side.label})"
+        return out
+
+    def _parts_sql(self, side: Side, span: int, n: int) -> str:
+        """Of each sub-range ``(key - :lo<n>) DIV :w<n>`` of ``[:lo<n>, :last<n>]``: n, the
+        sub-range, its count and digest."""
+        key, lo, w = self._key(side), f":lo{n}", f":w{n}"
         if side.dialect == "mysql":
-            offset = f"({key} - :lo)" if span < 2**62 else f"(CAST({key} AS DECIMAL(21,0)) - :lo)"
-            part = f"{offset} DIV :w"
+            offset = f"({key} - {lo})" if span < 2**62 else \
+                f"(CAST({key} AS DECIMAL(21,0)) - {lo})"
+            part = f"{offset} DIV {w}"
         else:
-            part = f"div(({key})::numeric - :lo, :w)"
-        return text(f"SELECT {part} AS syncd_part, COUNT(*), {side.digest_sql(True)} FROM "
-                    f"{side.qualified()} WHERE {key} >= :lo AND {key} <= :last "
-                    "GROUP BY syncd_part")
+            part = f"div(({key})::numeric - {lo}, {w})"
+        return (f"SELECT {n}, {part} AS syncd_part, COUNT(*), {side.digest_sql(True)} FROM "
+                f"{side.qualified()} WHERE {key} >= {lo} AND {key} <= :last{n} "
+                "GROUP BY syncd_part")
 
     def splittable(self, segment: Segment) -> bool:
         return segment.hi - segment.lo > 1
@@ -246,34 +268,56 @@ class KeyRanges:
         return self.measure([(s.lo, s.hi) for s in segments])
 
     def measure(self, ranges: list[tuple[int, int]]) -> list[Segment]:
-        """Count and checksum of each range on both sides."""
+        """Count and checksum of each range on both sides: LANES connections per side, each
+        measuring every LANES-th range, PER_TRANSACTION ranges per read transaction."""
 
-        def measure(side: Side) -> list[Stats]:
-            key, out = self._key(side), []
-            sql = text(f"SELECT COUNT(*), {side.digest_sql()} FROM {side.qualified()} "
-                       f"WHERE {key} >= :lo AND {key} <= :last")
+        def measure(side: Side, lane: list[tuple[int, int]]) -> list[Stats]:
+            out: list[Stats] = []
             with side.reading() as conn:
-                for lo, hi in ranges:
+                for start in range(0, len(lane), PER_TRANSACTION):
                     with side.transaction(conn):
-                        result = conn.execute(sql, {"lo": lo, "last": hi - 1})
-                        warned = getattr(getattr(result.cursor, "_result", None),
-                                         "warning_count", 0)
-                        stats = _digest(result.one())
-                        if warned and _cut(conn):  # GROUP_CONCAT cut: compare row by row
-                            stats.total = f"cut at {GROUP_CONCAT_MAX} bytes ({side.label})"
-                    out.append(stats)
+                        out += self._many(side, conn, lane[start:start + PER_TRANSACTION])
             return out
 
-        source, local = both(self.pool, self.sides, measure)
+        source, local = self._in_lanes(ranges, measure)
         return [Segment(lo, hi, s, loc) for (lo, hi), s, loc in zip(ranges, source, local)]
 
+    def _in_lanes(self, items: list[Any], work: Callable[[Side, list[Any]], list[Any]]
+                  ) -> tuple[list[Any], list[Any]]:
+        """``work`` over ``items`` on both sides at once, LANES connections per side (each
+        takes every LANES-th item); each side's results in the order of ``items``."""
+        lanes = max(1, min(LANES, len(items)))
+        futures = [[self.pool.submit(work, side, items[lane::lanes]) for lane in range(lanes)]
+                   for side in self.sides]
+        done = [[f.result() for f in side] for side in futures]
+        source, local = ([side[i % lanes][i // lanes] for i in range(len(items))] for side in done)
+        return source, local
+
+    @staticmethod
+    def _many(side: Side, conn: Connection, ranges: list[tuple[int, int]]) -> list[Stats]:
+        """Count and digest of each of ``ranges``, in one statement."""
+        params = {f"{name}{n}": value for n, (lo, hi) in enumerate(ranges)
+                  for name, value in (("lo", lo), ("last", hi - 1))}
+        result = conn.execute(text(side.ranges_digest_sql(len(ranges))), params)
+        warned = getattr(getattr(result.cursor, "_result", None), "warning_count", 0)
+        found = {int(r[0]): _digest(r[1:]) for r in result}
+        stats = [found.get(n, Stats()) for n in range(len(ranges))]
+        if warned and _cut(conn):  # GROUP_CONCAT cut one of them: none counts as equal
+            for one in stats:
+                one.total = f"cut at {GROUP_CONCAT_MAX} bytes ({side.label})"
+        return stats
+
     def rows(self, side: Side, conn: Connection, segments: Sequence[Segment]) -> list[Any]:
-        """The raw rows of ``segments`` on ``side``."""
+        """The raw rows of ``segments`` on ``side`` (one query per ROWS_QUERY ranges)."""
         key = self._key(side)
         out: list[Any] = []
-        for s in segments:
-            out.extend(side.rows(conn, f"{key} >= :lo AND {key} <= :last",
-                                 {"lo": s.lo, "last": s.hi - 1}))
+        for start in range(0, len(segments), ROWS_QUERY):
+            group = segments[start:start + ROWS_QUERY]
+            where = " OR ".join(f"({key} >= :lo{i} AND {key} <= :last{i})"
+                                for i in range(len(group)))
+            params = {f"{name}{i}": value for i, s in enumerate(group)
+                      for name, value in (("lo", s.lo), ("last", s.hi - 1))}
+            out.extend(side.rows(conn, where, params))
         return out
 
 

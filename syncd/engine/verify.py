@@ -34,7 +34,7 @@ from syncd.engine.errors import ConfigError, SyncError
 from syncd.engine.readers import select_list
 from syncd.engine.repair import repair_rows
 from syncd.engine.schema import plan_columns, reflect_source
-from syncd.engine.segments import LEAF_ROWS, KeyHashes, KeyRanges, Segment, Side
+from syncd.engine.segments import LANES, LEAF_ROWS, KeyHashes, KeyRanges, Segment, Side
 from syncd.engine.spec import Progress, ProgressCallback, TableSync
 from syncd.engine.typemap import ColumnPlan, plan_column
 
@@ -90,7 +90,7 @@ def verify_table(spec: TableSync, source: Engine, local: Engine,
     with translated_errors("local database"):
         sides = _sides(ctx)
     run = _Verify(ctx, sides, options.repair)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="syncd-verify") as pool, \
+    with ThreadPoolExecutor(max_workers=2 * LANES, thread_name_prefix="syncd-verify") as pool, \
             translated_errors(f"source table {spec.qualified_table} or local table {spec.target}"):
         ranged = len(src.primary_key) == 1 and plans[sides[0].key_index[0]].family in (
             "int", "year")
