@@ -17,6 +17,9 @@ database:
   split run that is alive (a range lock is held, or a range or the run moved within
   SYNCD_QUEUED_TIMEOUT: a range may wait that long in the queue). Housekeeping
   abandons a split run only when it is not alive.
+- ``syncd run --jobs N`` holds the job lock itself until its processes are done and
+  the table swapped: once that lock is free, only a range still at work keeps the
+  run alive.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ def split_live(conn: Connection, engine: Engine, run: SyncRun, ttl_seconds: floa
     if any(lock_is_held(range_lock(engine, run.job, r.idx)) for r in rows
            if r.status != "done"):
         return True
+    if any(r.dispatch == "local" for r in rows):  # its command held the job lock: it died
+        return False
     moments = [_aware(t) for r in rows for t in (r.heartbeat_at, r.finished_at, r.started_at)]
     moments.append(_aware(run.heartbeat_at))
     latest = max((m for m in moments if m is not None), default=None)

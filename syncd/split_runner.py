@@ -72,7 +72,8 @@ def maybe_split(spec: JobSpec, state: SyncdState, source: Engine, full_refresh: 
         if split is None:
             return
         progress.phase = "full"
-        pending = engine_split.start(ctx, split, run_id)
+        pending = engine_split.start(ctx, split, run_id,
+                                     "celery" if split_workers < 0 else "local")
     total = _count(state.engine, spec.name)
     values: dict[str, Any] = {"phase": "full"}
     if split.estimate is not None:

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.blocking import SourceGate
-from tests.celery_helpers import Services, running_services, runs, wait_for
-from tests.conftest import RABBITMQ_URL, engine_for, require_service
-from tests.sample_tables import create_orders, execute, table_rows
+from blocking import SourceGate
+from celery_helpers import Services, running_services, runs, wait_for
+from conftest import RABBITMQ_URL, engine_for, require_service
+from sample_tables import create_orders, execute, table_rows
 
 ROWS = 2_400
 SPLIT_ROWS = 800  # ranges of about 400 rows: 6 ranges
@@ -73,14 +73,18 @@ def test_split_load_in_local_processes_equals_the_source(databases, make_env, so
     assert history[0]["status"] == "succeeded"
     assert history[0]["rows_read"] == ROWS
     assert history[0]["rows_inserted"] == ROWS
-    assert split_ranges(env.local_url) == []  # forgotten once swapped
+    ranges = split_ranges(env.local_url)
+    assert len(ranges) == 6, ranges  # 2,400 rows in ranges of about 400
+    assert {r["status"] for r in ranges} == {"done"}
+    assert {r["run_id"] for r in ranges} == {history[0]["id"]}
+    assert sum(r["rows_read"] for r in ranges) == ROWS
 
 
 def test_composite_key_is_cut_at_sampled_boundaries(databases, make_env):
     source = databases.postgres()
     execute(source, "CREATE TABLE lines (order_id int, line text, qty int, "
                     "PRIMARY KEY (order_id, line))",
-            "INSERT INTO lines SELECT i / 3, 'l' || (i % 3), i FROM generate_series(1, 1800) i",
+            "INSERT INTO lines SELECT i / 3, 'l' || mod(i, 3), i FROM generate_series(1, 1800) i",
             "ANALYZE lines")
     env = make_env(databases.postgres(),
                    jobs_toml(source, table="lines", split_rows=600))
@@ -90,6 +94,7 @@ def test_composite_key_is_cut_at_sampled_boundaries(databases, make_env):
     assert table_rows(env.local_url, "lines", "qty") == table_rows(source, "lines", "qty")
     (run,) = runs(env.local_url, "orders")
     assert run["rows_read"] == 1800 and run["status"] == "succeeded"
+    assert len(split_ranges(env.local_url)) == 3
 
 
 def test_small_table_and_incremental_runs_stay_single_reader(databases, make_env):

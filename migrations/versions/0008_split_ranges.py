@@ -20,6 +20,8 @@ def upgrade() -> None:
         sa.Column("job", sa.String(100), primary_key=True),
         sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("run_id", sa.BigInteger),  # the run loading the ranges now
+        # "celery": ranges are tasks of the broker; "local": processes of `syncd run --jobs`
+        sa.Column("dispatch", sa.String(16)),
         sa.Column("lo", sa.Text),  # JSON key: rows after it (NULL: from the first row)
         sa.Column("hi", sa.Text),  # JSON key: rows up to it (NULL: to the last row)
         sa.Column("position", sa.Text),  # JSON key: the last row committed (the checkpoint)

@@ -46,6 +46,7 @@ split_ranges = Table(
     Column("job", String(100), primary_key=True),
     Column("idx", Integer, primary_key=True, autoincrement=False),
     Column("run_id", BigInteger),
+    Column("dispatch", String(16)),  # "celery" | "local"
     Column("lo", Text),
     Column("hi", Text),
     Column("position", Text),

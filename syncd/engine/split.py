@@ -127,9 +127,9 @@ def plan(ctx: SyncContext, point: Checkpoint | None, split_rows: int) -> SplitPl
     return SplitPlan([KeyRange(typed(r.lo), typed(r.hi)) for r in ranges], estimate, False)
 
 
-def start(ctx: SyncContext, split: SplitPlan, run_id: int) -> list[int]:
+def start(ctx: SyncContext, split: SplitPlan, run_id: int, dispatch: str) -> list[int]:
     """Create the staging table and the ranges (or take over an earlier run's); the
-    indexes of the ranges left to load."""
+    indexes of the ranges left to load. ``dispatch``: "celery" or "local"."""
     job, staging = ctx.spec.job, staging_name(ctx.spec.target)
     if not split.resumed:
         load_cursor = _start_cursor(ctx)
@@ -145,7 +145,7 @@ def start(ctx: SyncContext, split: SplitPlan, run_id: int) -> list[int]:
                 for i, r in enumerate(split.ranges)])
     with ctx.writing() as conn:
         conn.execute(update(split_ranges).where(split_ranges.c.job == job).values(
-            run_id=run_id))
+            run_id=run_id, dispatch=dispatch))
         conn.execute(update(split_ranges).where(
             split_ranges.c.job == job, split_ranges.c.status != "done").values(
             status="pending", error=None, worker=None))
@@ -179,16 +179,14 @@ def load_range(ctx: SyncContext, idx: int) -> None:
 
 
 def finish(ctx: SyncContext) -> None:
-    """Every range is loaded: count what changed, swap the staging table in, forget the
-    ranges."""
+    """Every range is loaded: count what changed, swap the staging table in (the ranges
+    stay, for the run's page, until the next split load of the job)."""
     with ctx.local.connect() as conn:
         point = load_checkpoint(conn, ctx.spec.job)
     if point is None or point.phase != SPLIT or point.staging is None:
         raise RuntimeError(f"job {ctx.spec.job}: no split load to finish")
     ctx.progress.phase = "full"
     _swap(ctx, point.staging, point.load_cursor)
-    with ctx.writing() as conn:
-        conn.execute(delete(split_ranges).where(split_ranges.c.job == ctx.spec.job))
 
 
 def _typed(ctx: SyncContext, key: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
