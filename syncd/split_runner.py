@@ -140,7 +140,8 @@ def _load_range(state: SyncdState, run: SyncRun, idx: int, lock: JobLock) -> str
     fence = RangeFence(lock, run.job, run.id, idx)
     recorder = _RangeRecorder(state, run, spec)
     for attempt in range(1, backoff.attempts + 1):
-        _set_range(state.engine, run.job, idx, status="running", attempts=attempt,
+        _set_range(state.engine, run.job, idx, status="running",
+                   attempts=split_ranges.c.attempts + 1,  # across processes and runs
                    worker=f"{socket.gethostname()}:{os.getpid()}", heartbeat_at=_now(),
                    started_at=row.started_at or _now())
         try:

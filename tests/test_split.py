@@ -8,14 +8,14 @@ exact with ANALYZE first (the split is planned from them, never from COUNT(*)).
 from __future__ import annotations
 
 import json
+import os
 import signal
+import uuid
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
-
 from blocking import SourceGate
-from celery_helpers import Services, running_services, runs, wait_for
+from celery_helpers import Services, running_services, runs, trigger, wait_for
 from conftest import RABBITMQ_URL, engine_for, require_service
 from sample_tables import create_orders, execute, table_rows
 
@@ -28,8 +28,8 @@ def analyze(url: str, table: str) -> None:
     engine = engine_for(url)
     try:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql(f"ANALYZE {'TABLE ' if engine.dialect.name != 'postgresql' else ''}"
-                                 f"{table}")
+            keyword = "ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE TABLE"
+            conn.exec_driver_sql(f"{keyword} {table}")
     finally:
         engine.dispose()
 
@@ -107,3 +107,120 @@ def test_small_table_and_incremental_runs_stay_single_reader(databases, make_env
     env.syncd("run", "orders", "--jobs", "4", check=True)  # 500 rows < split_rows: one reader
     assert split_ranges(env.local_url) == []
     assert table_rows(env.local_url, "orders") == table_rows(source, "orders")
+
+
+GATED_RANGE = 3  # rows 1201..1600 of ranges (None, 400], (400, 800], ...
+GATE_AT = 1_350  # 149 rows into the range: its first batches commit, then it waits
+
+
+def wait_for_gated_range(local_url: str, others_done: bool) -> dict[str, Any]:
+    """The gated range once it committed a batch (and, if asked, every other range is done)."""
+
+    def ready() -> dict[str, Any] | None:
+        ranges = split_ranges(local_url)
+        if len(ranges) != 6:
+            return None
+        gated = ranges[GATED_RANGE]
+        others = [r for r in ranges if r["idx"] != GATED_RANGE]
+        if gated["rows_read"] < 50 or gated["status"] != "running":
+            return None
+        if others_done and any(r["status"] != "done" for r in others):
+            return None
+        return gated
+
+    return wait_for(ready, 120, lambda: f"ranges never got there: {split_ranges(local_url)}")
+
+
+def test_crashed_range_resumes_and_the_others_are_not_redone(databases, make_env):
+    source = databases.mysql()
+    create_orders(source, ROWS)
+    analyze(source, "orders")
+    gate = SourceGate(source, at=GATE_AT)
+    env = make_env(databases.postgres(), jobs_toml(source, batch_size=50, **gate.job_fields()))
+    with gate:
+        proc = env.popen("run", "orders", "--jobs", "2", start_new_session=True)
+        gate.wait_until_reached()
+        crashed = wait_for_gated_range(env.local_url, others_done=True)
+        os.killpg(proc.pid, signal.SIGKILL)  # the command and its processes, mid-range
+        proc.wait(timeout=30)
+    before = split_ranges(env.local_url)
+
+    env.syncd("run", "orders", "--jobs", "2", check=True)
+
+    after = split_ranges(env.local_url)
+    assert table_rows(env.local_url, "orders") == table_rows(source, "orders")
+    first, second = runs(env.local_url, "orders")
+    assert first["status"] == "abandoned" and second["status"] == "succeeded", (first, second)
+    assert {r["run_id"] for r in after} == {second["id"]}
+    for old, new in zip(before, after):
+        if old["idx"] != GATED_RANGE:  # loaded once, by the first run
+            assert (new["finished_at"], new["attempts"], new["rows_read"]) == \
+                (old["finished_at"], old["attempts"], old["rows_read"])
+    # the crashed range went on from its checkpoint: no row of it was read twice
+    assert crashed["rows_read"] > 0
+    assert after[GATED_RANGE]["attempts"] == 2
+    assert after[GATED_RANGE]["rows_read"] == 400
+    assert sum(r["rows_read"] for r in after) == ROWS
+
+
+@pytest.fixture
+def services():  # type: ignore[no-untyped-def]
+    """Worker processes of this test, killed at teardown."""
+    yield from running_services()
+
+
+def _pool_parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_two_workers_share_the_ranges_and_a_killed_ones_range_resumes(
+        databases, make_env, services: Services):
+    require_service("rabbitmq")
+    source = databases.mysql()
+    create_orders(source, ROWS)
+    analyze(source, "orders")
+    gate = SourceGate(source, at=GATE_AT)
+    env = make_env(databases.postgres(), jobs_toml(source, batch_size=50, **gate.job_fields()))
+    queue = f"syncd-test-{uuid.uuid4().hex[:10]}"
+    env.extra_env.update(CELERY_BROKER_URL=RABBITMQ_URL, SYNCD_QUEUE=queue)
+    try:
+        workers = [services.worker(env, 1, "-n", f"split{n}@%h") for n in (1, 2)]
+        with gate:
+            run_id = trigger(env, "orders")
+            gate.wait_until_reached()
+            crashed = wait_for_gated_range(env.local_url, others_done=True)
+            pid = int(crashed["worker"].rsplit(":", 1)[1])
+            (victim,) = [w for w in workers if w.proc.pid == _pool_parent(pid)]
+            (survivor,) = [w for w in workers if w is not victim]
+            loaders = {r["worker"] for r in split_ranges(env.local_url)}
+            assert len(loaders) == 2, loaders  # both workers loaded ranges of the one load
+            victim.kill(signal.SIGKILL)
+        run = wait_for(lambda: _finished(env.local_url, run_id), 120,
+                       lambda: f"run never finished: {runs(env.local_url)}\n"
+                               f"{survivor.log[-3000:]}")
+    finally:
+        _delete_rabbitmq_queue(queue)
+    assert run["status"] == "succeeded", run
+    assert table_rows(env.local_url, "orders") == table_rows(source, "orders")
+    assert [r["id"] for r in runs(env.local_url)] == [run_id]  # one run in the history
+    ranges = split_ranges(env.local_url)
+    redone = ranges[GATED_RANGE]
+    assert redone["worker"] != crashed["worker"]  # delivered again to the survivor
+    assert redone["attempts"] == 2 and redone["status"] == "done"
+    assert sum(r["rows_read"] for r in ranges) == ROWS  # resumed: nothing read twice
+    assert run["rows_read"] == ROWS and run["rows_inserted"] == ROWS
+
+
+def _finished(local_url: str, run_id: int) -> dict[str, Any] | None:
+    run = next((r for r in runs(local_url) if r["id"] == run_id), None)
+    return run if run and run["status"] not in ("queued", "running") else None
+
+
+def _delete_rabbitmq_queue(queue: str) -> None:
+    from kombu import Connection
+
+    with Connection(RABBITMQ_URL) as conn:
+        channel = conn.channel()
+        channel.queue_delete(queue)
+        channel.exchange_delete(queue)
