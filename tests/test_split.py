@@ -141,6 +141,9 @@ def test_crashed_range_resumes_and_the_others_are_not_redone(databases, make_env
         proc = env.popen("run", "orders", "--jobs", "2", start_new_session=True)
         gate.wait_until_reached()
         crashed = wait_for_gated_range(env.local_url, others_done=True)
+        page = run_page(env, runs(env.local_url, "orders")[0]["id"])
+        assert "Key ranges" in page and page.count('class="range-done"') == 5
+        assert page.count('class="range-running"') == 1  # the gated one, live on the page
         os.killpg(proc.pid, signal.SIGKILL)  # the command and its processes, mid-range
         proc.wait(timeout=30)
     before = split_ranges(env.local_url)
@@ -161,6 +164,32 @@ def test_crashed_range_resumes_and_the_others_are_not_redone(databases, make_env
     assert after[GATED_RANGE]["attempts"] == 2
     assert after[GATED_RANGE]["rows_read"] == 400
     assert sum(r["rows_read"] for r in after) == ROWS
+    page = run_page(env, second["id"])
+    assert page.count('class="range-done"') == 6
+
+
+def run_page(env: Any, run_id: int) -> str:
+    """The run's page as an operator sees it."""
+    from web_helpers import PASSWORD, login
+
+    from syncd import get_state
+    from syncd.web.accounts import create_user
+
+    app = env.app()
+    state = get_state(app)
+    try:
+        from sqlalchemy import select
+
+        from syncd.models import User
+
+        with state.sessions() as session:
+            if session.scalar(select(User.id).where(User.username == "alice")) is None:
+                create_user(state, "alice", PASSWORD, "operator")
+        client = app.test_client()
+        assert login(client, "alice", PASSWORD).status_code == 303
+        return str(client.get(f"/runs/{run_id}").get_data(as_text=True))
+    finally:
+        state.dispose()
 
 
 @pytest.fixture
