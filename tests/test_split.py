@@ -253,3 +253,29 @@ def _delete_rabbitmq_queue(queue: str) -> None:
         channel = conn.channel()
         channel.queue_delete(queue)
         channel.exchange_delete(queue)
+
+
+def test_sqlite_local_database_loads_with_one_process(databases, make_env):
+    source = databases.postgres()
+    create_orders(source, ROWS)
+    analyze(source, "orders")
+    env = make_env(databases.sqlite("local"), jobs_toml(source))
+
+    env.syncd("run", "orders", "--jobs", "3", check=True)
+
+    assert split_ranges(env.local_url) == []  # one writer: never split
+    assert table_rows(env.local_url, "orders") == table_rows(source, "orders")
+
+
+def test_split_rows_that_is_not_a_number_is_refused_in_one_line(databases, make_env):
+    source = databases.postgres()
+    create_orders(source, 10)
+    env = make_env(databases.postgres(), jobs_toml(source, split_rows="lots"))
+
+    proc = env.syncd("run", "orders", "--jobs", "2")
+
+    assert proc.returncode == 2
+    assert 'job "orders": field "split_rows": must be a whole number of rows of at least 2' \
+        in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert runs(env.local_url) == []
