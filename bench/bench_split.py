@@ -7,10 +7,10 @@
 Each case is ``syncd run JOB --full-refresh --jobs N`` (the ranges in N local processes,
 the same range code a Celery worker runs; N = 1 is today's single reader). For each it
 prints the wall time, the rate, the speed-up over one process, and where the CPU time
-went: syncd's processes (the command and its range processes, from getrusage of the
-children), the source server (mariadbd) and the local server (the postmaster with its
-reaped backends), read from /proc/<pid>/stat before and after. The servers are shared
-with whatever else runs on the machine: their figures include it.
+went: syncd's processes (the command and its range processes: getrusage of the
+children), the source server and the local server (the CPU of their sessions on the bench
+databases: see ``Sessions``), so other work on the machine is left out of all three.
+"cores busy" is their sum over the wall time.
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+import sqlalchemy as sa
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
@@ -40,15 +43,6 @@ def server_pid(pattern: str) -> int:
     return int(out.stdout.split()[0])
 
 
-def cpu_seconds(pid: int, children: bool) -> float:
-    """utime + stime of ``pid`` (+ its reaped children's), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    used = int(fields[11]) + int(fields[12])
-    if children:
-        used += int(fields[13]) + int(fields[14])
-    return used / TICKS
-
-
 def prepare(rows: int) -> None:
     execute(PG + "postgres", f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)",
             f"CREATE DATABASE {DB}")
@@ -64,30 +58,91 @@ def jobs_file(tmp: Path, rows: int) -> Path:
     path = tmp / "jobs.toml"
     path.write_text(f'[sources.src]\nurl = "{MY}{DB}"\n\n[[jobs]]\nname = "orders"\n'
                     'source = "src"\ntable = "orders"\nmode = "full"\n'
-                    f"split_rows = {max(2, rows // 8)}\n")  # 16 ranges: 4 per process at 4
+                    f"split_rows = {max(2, rows // 4)}\n")  # 8 ranges: 2 per process at 4
     return path
 
 
+class Sessions(threading.Thread):
+    """CPU of the servers' sessions on the bench databases, sampled every 0.1 s from /proc
+    while they live: PostgreSQL backends (pg_stat_activity's pid, all their CPU) and
+    MariaDB connection threads (information_schema.PROCESSLIST's TID, their CPU from the
+    first sample on: MariaDB reuses threads). A session's last 0.1 s is missed."""
+
+    def __init__(self, my_pid: int) -> None:
+        super().__init__(daemon=True)
+        self.my_pid = my_pid
+        self.pg: dict[int, float] = {}
+        self.my_first: dict[tuple[int, int], float] = {}
+        self.my_last: dict[tuple[int, int], float] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        pg = sa.create_engine(PG + "postgres", poolclass=sa.pool.NullPool)
+        my = sa.create_engine(MY, poolclass=sa.pool.NullPool)
+        with pg.connect() as pg_conn, my.connect() as my_conn:
+            while not self.stop.is_set():
+                self._sample(pg_conn, my_conn)
+                self.stop.wait(0.1)
+        pg.dispose()
+        my.dispose()
+
+    def _sample(self, pg_conn: sa.Connection, my_conn: sa.Connection) -> None:
+        pids = pg_conn.exec_driver_sql(
+            f"SELECT pid FROM pg_stat_activity WHERE datname = '{DB}'").scalars().all()
+        pg_conn.rollback()
+        for pid in pids:
+            used = _cpu_or_none(f"/proc/{pid}/stat")
+            if used is not None:
+                self.pg[pid] = used
+        threads = my_conn.exec_driver_sql(
+            f"SELECT ID, TID FROM information_schema.PROCESSLIST WHERE DB = '{DB}'").all()
+        my_conn.rollback()
+        for conn_id, tid in threads:
+            used = _cpu_or_none(f"/proc/{self.my_pid}/task/{tid}/stat")
+            if used is not None:
+                self.my_first.setdefault((conn_id, tid), used)
+                self.my_last[(conn_id, tid)] = used
+
+    def local(self) -> float:
+        return sum(self.pg.values())
+
+    def source(self) -> float:
+        return sum(last - self.my_first[key] for key, last in self.my_last.items())
+
+
+def _cpu_or_none(path: str) -> float | None:
+    try:
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
 def measure(env: dict[str, str], workers: int) -> dict[str, float]:
-    my_pid, pg_pid = server_pid("mariadbd"), server_pid("postgresql/15/main")
+    # every case is a first load: no old table to count the new one against
+    execute(PG + DB, "DROP TABLE IF EXISTS orders", "DROP TABLE IF EXISTS orders__syncd_staging",
+            "DELETE FROM syncd_checkpoints")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    my0, pg0 = cpu_seconds(my_pid, False), cpu_seconds(pg_pid, True)
+    sessions = Sessions(server_pid("mariadbd"))
+    sessions.start()
     start = time.monotonic()
     subprocess.run([sys.executable, "-m", "syncd", "run", "orders", "--full-refresh",
                     "--jobs", str(workers)], env=env, cwd=PROJECT, check=True,
                    capture_output=True)
     wall = time.monotonic() - start
+    sessions.stop.set()
+    sessions.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"wall": wall,
             "python": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-            "source": cpu_seconds(my_pid, False) - my0,
-            "local": cpu_seconds(pg_pid, True) - pg0}
+            "source": sessions.source(), "local": sessions.local()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", default="1000000,4000000")
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--keep", action="store_true", help="keep the bench databases")
     args = parser.parse_args()
     sizes = [int(r) for r in args.rows.split(",")]
     counts = [int(w) for w in args.workers.split(",")]
@@ -112,8 +167,9 @@ def main() -> None:
                 print(f"{rows:>10,} {workers:>5} {m['wall']:>8.1f} {rows / m['wall']:>9,.0f} "
                       f"{first / m['wall']:>7.2f}x {m['python']:>12.1f} {m['source']:>12.1f} "
                       f"{m['local']:>11.1f} {busy:>10.2f}", flush=True)
-    execute(PG + "postgres", f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-    execute(MY, f"DROP DATABASE IF EXISTS {DB}")
+    if not args.keep:
+        execute(PG + "postgres", f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        execute(MY, f"DROP DATABASE IF EXISTS {DB}")
 
 
 if __name__ == "__main__":

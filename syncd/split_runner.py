@@ -145,7 +145,7 @@ def _load_range(state: SyncdState, run: SyncRun, idx: int, lock: JobLock) -> str
                    worker=f"{socket.gethostname()}:{os.getpid()}", heartbeat_at=_now(),
                    started_at=row.started_at or _now())
         try:
-            _attempt(state, spec, idx, fence, recorder)
+            _attempt(state, spec, idx, fence, recorder, attempt == 1)
             _set_range(state.engine, run.job, idx, status="done", finished_at=_now(),
                        error=None)
             recorder.write()
@@ -171,13 +171,22 @@ def _load_range(state: SyncdState, run: SyncRun, idx: int, lock: JobLock) -> str
     return "failed"  # pragma: no cover  (the loop returns)
 
 
+# The source table and type map of the run whose ranges this process loaded last: the
+# next range of the same run skips reflecting the source again (a first attempt only).
+_known: dict[int, Any] = {}
+
+
 def _attempt(state: SyncdState, spec: JobSpec, idx: int, fence: RangeFence,
-             recorder: _RangeRecorder) -> None:
+             recorder: _RangeRecorder, first: bool) -> None:
     source = connect_source(spec.source.url)
     try:
+        known = _known.get(fence.run_id) if first else None
         ctx = engine_split.open_context(spec.table_sync(), source, state.engine, Progress(),
                                         fence, recorder,
-                                        mysql_reader=str(state.config.SYNCD_MYSQL_READER))
+                                        mysql_reader=str(state.config.SYNCD_MYSQL_READER),
+                                        known=known)
+        _known.clear()
+        _known[fence.run_id] = (ctx.src, ctx.plans)
         recorder(ctx.progress)  # a run cancelled or gone meanwhile stops before reading
         with translated_errors("local database"):
             engine_split.load_range(ctx, idx)

@@ -39,8 +39,9 @@ from syncd.engine.ranges import (
     split_ranges,
 )
 from syncd.engine.readers import select_list
-from syncd.engine.schema import plan_columns, reflect_local, reflect_source
+from syncd.engine.schema import SourceTable, plan_columns, reflect_local, reflect_source
 from syncd.engine.spec import Progress, ProgressCallback, TableSync
+from syncd.engine.typemap import ColumnPlan
 
 SPLIT = "split"  # the job checkpoint's phase while a split load is under way
 
@@ -62,11 +63,16 @@ def now() -> datetime:
 def open_context(spec: TableSync, source: Engine, local: Engine, progress: Progress,
                  guard: Callable[[Connection], None] | None,
                  on_progress: ProgressCallback | None = None,
-                 mysql_reader: str = "auto") -> SyncContext:
-    """What a range load or the swap needs: the reflected source table and its type map."""
-    src = reflect_source(spec, source)
-    require_unique_key(spec, source, src)
-    plans = plan_columns(src, local.dialect.name, spec)
+                 mysql_reader: str = "auto",
+                 known: tuple[SourceTable, list[ColumnPlan]] | None = None) -> SyncContext:
+    """What a range load or the swap needs: the reflected source table and its type map
+    (``known``: as an earlier range of the same run in this process found them)."""
+    if known is not None:
+        src, plans = known
+    else:
+        src = reflect_source(spec, source)
+        require_unique_key(spec, source, src)
+        plans = plan_columns(src, local.dialect.name, spec)
     ctx = SyncContext(spec, source, local, src, progress, plans, on_progress, guard)
     if is_mysql(source):
         ctx.reader = fastread.choose(mysql_reader)
