@@ -279,3 +279,31 @@ def test_split_rows_that_is_not_a_number_is_refused_in_one_line(databases, make_
         in proc.stderr
     assert "Traceback" not in proc.stderr
     assert runs(env.local_url) == []
+
+
+def test_a_range_that_gives_up_fails_the_run_and_the_next_run_resumes_it(databases, make_env):
+    source = databases.mysql()
+    create_orders(source, ROWS)
+    execute(source, "UPDATE orders SET note = 'nul \\0 inside' WHERE id = 1350")  # range 3
+    analyze(source, "orders")
+    env = make_env(databases.postgres(), jobs_toml(source, batch_size=50))
+
+    proc = env.syncd("run", "orders", "--jobs", "2")
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (failed,) = runs(env.local_url, "orders")
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith("range 3 gave up: "), failed["error"]
+    assert "NUL" in failed["error"]
+    ranges = split_ranges(env.local_url)
+    assert ranges[GATED_RANGE]["status"] == "failed"
+    assert 0 < ranges[GATED_RANGE]["rows_read"] < 400  # the batches before the bad row
+
+    execute(source, "UPDATE orders SET note = 'fixed' WHERE id = 1350")
+    env.syncd("run", "orders", "--jobs", "2", check=True)
+
+    assert table_rows(env.local_url, "orders") == table_rows(source, "orders")
+    assert [r["status"] for r in runs(env.local_url, "orders")] == ["failed", "succeeded"]
+    after = split_ranges(env.local_url)
+    assert sum(r["rows_read"] for r in after) == ROWS  # nothing loaded twice
+    assert after[GATED_RANGE]["attempts"] == 2
