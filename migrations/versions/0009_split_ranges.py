@@ -1,15 +1,18 @@
 """Split full loads: the key ranges of a big table's full load, each with its checkpoint.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-26
 """
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
-revision = "0008"
-down_revision = "0007"
+Time = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")  # microseconds, as 0008
+
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
@@ -30,9 +33,9 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("worker", sa.String(255)),  # host:pid of the process loading it
         sa.Column("error", sa.Text),
-        sa.Column("started_at", sa.DateTime),
-        sa.Column("finished_at", sa.DateTime),
-        sa.Column("heartbeat_at", sa.DateTime),
+        sa.Column("started_at", Time),
+        sa.Column("finished_at", Time),
+        sa.Column("heartbeat_at", Time),
     )
     op.create_index("ix_syncd_split_ranges_run_id", "syncd_split_ranges", ["run_id"])
 
