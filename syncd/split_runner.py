@@ -21,14 +21,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select, update
 
 from syncd import SyncdState
-from syncd.engine import Progress, SyncResult, connect_source
+from syncd.engine import Progress, connect_source
 from syncd.engine import split as engine_split
 from syncd.engine.checkpoint import load_checkpoint
 from syncd.engine.connect import translated_errors
 from syncd.engine.errors import LostJobLock, RunCancelled, RunTimedOut
 from syncd.engine.ranges import split_ranges
 from syncd.jobs import JobSpec
-from syncd.locks import JobFence, JobLock
+from syncd.locks import JobLock
 from syncd.models import SyncRun, utcnow
 from syncd.retry import Backoff, describe_error, is_transient_error
 from syncd.split_lease import RangeFence, range_lock
@@ -108,7 +108,7 @@ def run_range(state: SyncdState, run_id: int, idx: int,
     Waits while another process loads the same range (it finishes it, or dies and
     frees it). ``all_done`` is called when this range was the last one left.
     """
-    run = _run(state, run_id)
+    run = run_row(state, run_id)
     if run is None or run.status != "running":
         return "run not running"
     lock = range_lock(state.engine, run.job, idx)
@@ -116,14 +116,14 @@ def run_range(state: SyncdState, run_id: int, idx: int,
         row = _range(state.engine, run.job, idx)
         if row is None or row.status == "done" or row.run_id != run_id:
             return "loaded elsewhere"
-        if _status(state, run_id) != "running":
+        if run_status(state, run_id) != "running":
             return "run not running"
         time.sleep(0.5)
     try:
         outcome = _load_range(state, run, idx, lock)
     finally:
         lock.release()
-    if outcome == "done" and all_done is not None and _left(state.engine, run.job, run_id) == 0:
+    if outcome == "done" and all_done is not None and ranges_left(state.engine, run.job, run_id) == 0:
         all_done()
     return outcome
 
@@ -260,17 +260,17 @@ def end_run(state: SyncdState, run_id: int, status: str, error: str,
                                .values(**values))
         if not done.rowcount:  # type: ignore[attr-defined]
             return None
-    run = _run(state, run_id)
+    run = run_row(state, run_id)
     notify_run(state, run)
     return run
 
 
-def _run(state: SyncdState, run_id: int) -> SyncRun | None:
+def run_row(state: SyncdState, run_id: int) -> SyncRun | None:
     with state.sessions() as session:
         return session.get(SyncRun, run_id)
 
 
-def _status(state: SyncdState, run_id: int) -> str | None:
+def run_status(state: SyncdState, run_id: int) -> str | None:
     with state.sessions() as session:
         return session.scalar(select(SyncRun.status).where(SyncRun.id == run_id))
 
@@ -281,7 +281,7 @@ def _range(engine: Engine, job: str, idx: int) -> Any:
             split_ranges.c.job == job, split_ranges.c.idx == idx)).first()
 
 
-def _left(engine: Engine, job: str, run_id: int) -> int:
+def ranges_left(engine: Engine, job: str, run_id: int) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(split_ranges).where(
             split_ranges.c.job == job, split_ranges.c.run_id == run_id,
@@ -296,72 +296,3 @@ def _set_range(engine: Engine, job: str, idx: int, **values: Any) -> None:
 
 def _now() -> Any:
     return engine_split.now()
-
-
-def finish_run(state: SyncdState, run_id: int, lock: JobLock | None = None) -> SyncRun | None:
-    """Every range is loaded: count and swap once, record the run. With the job's lock
-    (``lock``: already held by the caller), so a second call finds nothing to do."""
-    run = _run(state, run_id)
-    if run is None or run.status != "running":
-        return run
-    own = lock is None
-    if lock is None:
-        lock = JobLock(state.engine, run.job)
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        while not lock.acquire():
-            if _status(state, run_id) != "running" or time.monotonic() > deadline:
-                return _run(state, run_id)
-            time.sleep(0.2)
-    try:
-        if _status(state, run_id) != "running" or _left(state.engine, run.job, run_id):
-            return _run(state, run_id)
-        return _swap(state, run, lock)
-    finally:
-        if own:
-            lock.release()
-
-
-def _swap(state: SyncdState, run: SyncRun, lock: JobLock) -> SyncRun | None:
-    from syncd.runner import _finish
-
-    spec = state.jobs().job(run.job)
-    backoff = Backoff.of(state.config)
-    progress = Progress(rows_read=_rows_read(state.engine, run.job, run.id),
-                        rows_total=run.rows_total, phase="full")
-    error: BaseException | None = None
-    result = SyncResult(full_load=True)
-    attempt = 0
-    for attempt in range(1, backoff.attempts + 1):
-        source = connect_source(spec.source.url)
-        try:
-            ctx = engine_split.open_context(spec.table_sync(), source, state.engine, progress,
-                                            JobFence(lock, run.id))
-            with translated_errors("local database"):
-                engine_split.finish(ctx)
-            cursor = ctx.decode(progress.cursor, spec.cursor) if spec.cursor else None
-            result = SyncResult(rows_read=progress.rows_read, full_load=True,
-                                rows_inserted=progress.rows_inserted,
-                                rows_updated=progress.rows_updated,
-                                rows_deleted=progress.rows_deleted, cursor_after=cursor)
-            error = None
-            break
-        except Exception as exc:  # noqa: BLE001  (recorded in the history)
-            error = exc
-            if not is_transient_error(exc) or attempt == backoff.attempts:
-                break
-            time.sleep(backoff.delay(attempt))
-        finally:
-            source.dispose()
-    finished = _finish(state, run, progress, result, error, max(attempt, run.attempts or 1),
-                       backoff, run.attempt_errors)
-    from syncd.notify.alerts import notify_run
-
-    notify_run(state, finished)
-    return finished
-
-
-def _rows_read(engine: Engine, job: str, run_id: int) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.coalesce(func.sum(split_ranges.c.rows_read), 0))
-                                .where(split_ranges.c.job == job,
-                                       split_ranges.c.run_id == run_id)).scalar_one())

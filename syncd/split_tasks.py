@@ -25,7 +25,8 @@ from syncd import SyncdState
 from syncd.jobs import JobSpec
 from syncd.locks import JobLock
 from syncd.models import SyncRun
-from syncd.split_runner import SplitStarted, end_run, finish_run, run_range
+from syncd.split_finish import finish_run
+from syncd.split_runner import SplitStarted, end_run, run_range
 
 log = logging.getLogger(__name__)
 
