@@ -123,7 +123,8 @@ def run_range(state: SyncdState, run_id: int, idx: int,
         outcome = _load_range(state, run, idx, lock)
     finally:
         lock.release()
-    if outcome == "done" and all_done is not None and ranges_left(state.engine, run.job, run_id) == 0:
+    last = outcome == "done" and ranges_left(state.engine, run.job, run_id) == 0
+    if last and all_done is not None:
         all_done()
     return outcome
 
