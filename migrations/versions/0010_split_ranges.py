@@ -1,7 +1,7 @@
 """Split full loads: the key ranges of a big table's full load, each with its checkpoint.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-26
 """
 
@@ -11,8 +11,8 @@ from sqlalchemy.dialects import mysql
 
 Time = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")  # microseconds, as 0008
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
