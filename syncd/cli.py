@@ -207,17 +207,20 @@ def jobs_cmd(ctx: Context, as_json: bool) -> None:
 @cli.command()
 @click.argument("job")
 @click.option("--full-refresh", is_flag=True, help="reset the checkpoint and reload the table")
+@click.option("--jobs", "processes", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="a full load bigger than the job's split_rows is loaded in key ranges by "
+                   "this many processes")
 @pass_ctx
-def run(ctx: Context, job: str, full_refresh: bool) -> None:
+def run(ctx: Context, job: str, full_refresh: bool, processes: int) -> None:
     """Run one sync now in this process (no broker); Ctrl-C cancels it (exit 130)."""
     try:
-        _run_now(ctx, job, full_refresh)
+        _run_now(ctx, job, full_refresh, processes)
     except KeyboardInterrupt:  # before the run started, or while it was being recorded
         click.echo(f"run {job}: stopped by Ctrl-C; see syncd history {job}")
         sys.exit(EXIT_INTERRUPTED)
 
 
-def _run_now(ctx: Context, job: str, full_refresh: bool) -> None:
+def _run_now(ctx: Context, job: str, full_refresh: bool, processes: int = 1) -> None:
     from syncd.progress import CtrlC, terminal_progress
     from syncd.retry import LocalUnavailable
     from syncd.runner import RunRequest, describe, run_job
@@ -234,7 +237,8 @@ def _run_now(ctx: Context, job: str, full_refresh: bool) -> None:
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
     _check_before_run(jobs.path, jobs.job(job), ctx.state.engine.dialect.name)
-    request = RunRequest(job=job, trigger="cli", full_refresh=full_refresh, started_by="cli")
+    request = RunRequest(job=job, trigger="cli", full_refresh=full_refresh, started_by="cli",
+                         split_workers=processes)
     ctrl_c = CtrlC()
     with terminal_progress(enabled=sys.stdout.isatty()) as hook, ctrl_c.installed():
         try:

@@ -41,10 +41,11 @@ JOB_KEYS = {
     "name", "source", "table", "target", "mode", "cursor", "primary_key", "columns",
     "schedule", "batch_size", "lookback", "deletes", "max_delete_ratio",
     "on_schema_change", "timeout", "on_unrepresentable", "max_age", "verify_schedule",
-    "verify_repair", "batch_bytes",
+    "verify_repair", "batch_bytes", "split_rows",
     "tables", "overrides", "missing_cursor",  # a group job: see syncd.groups
 }
 DEFAULT_MAX_CONNECTIONS = 4
+DEFAULT_SPLIT_ROWS = 2_000_000  # a full load of a bigger table is split into key ranges
 STALE_PERIODS = 3  # default max_age: this many schedule periods
 
 
@@ -124,6 +125,7 @@ class JobSpec:
     verify_schedule: Schedule | None = None  # scheduled `syncd verify` runs
     verify_repair: bool = False  # scheduled verifies also repair what they find
     batch_bytes: int = DEFAULT_BATCH_BYTES  # a batch also ends at this many bytes
+    split_rows: int = DEFAULT_SPLIT_ROWS  # full loads of bigger tables: key ranges of half
     # A table job of a group (``tables = [...]``): see syncd.groups.
     group: str | None = None  # the group job it belongs to
     cursor_candidates: tuple[str, ...] = ()  # the first that exists is the cursor
@@ -482,7 +484,16 @@ def _parse_job(index: int, raw: Any, label: str, sources: dict[str, SourceSpec])
         verify_schedule=parse_schedule(verify_schedule, f'{where}: field "verify_schedule"')
         if verify_schedule is not None else None,
         verify_repair=_flag(raw, "verify_repair", where),
+        split_rows=_split_rows(raw.get("split_rows", DEFAULT_SPLIT_ROWS),
+                               f'{where}: field "split_rows"'),
     )
+
+
+def _split_rows(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 2:
+        raise ConfigError(f"{where}: must be a whole number of rows of at least 2, "
+                          f"not {shown(value)}")
+    return value
 
 
 def _flag(raw: dict[str, Any], key: str, where: str) -> bool:

@@ -50,6 +50,8 @@ from syncd.models import JobState, SyncRun, utcnow
 from syncd.notify.alerts import notify_run
 from syncd.retry import Backoff, LocalUnavailable, describe_error, is_transient_error, local_write
 from syncd.slots import SourceSlot, take_slot
+from syncd.split_lease import RunLock
+from syncd.split_runner import SplitStarted, maybe_split
 from syncd.stale_runs import abandon_running
 from syncd.waiting import wait_for_job, waiting_run
 
@@ -69,6 +71,9 @@ class RunRequest:
     run_id: int | None = None  # a run row already created as "queued"
     started_by: str | None = None
     scheduled: bool = False  # a beat tick: does nothing while the job is paused
+    # A big full load is split into key ranges (syncd.split_runner): loaded by Celery
+    # tasks (-1, a worker's run), by this many local processes (> 1), or not split (0, 1).
+    split_workers: int = 0
 
 
 def create_queued_run(
@@ -129,7 +134,7 @@ def run_job(state: SyncdState, request: RunRequest, on_progress: ProgressHook | 
                 lambda: _finish_unstarted(state, request, "cancelled", "job is paused"),
                 backoff, "record the run")
         return None
-    lock = JobLock(state.engine, spec.name)
+    lock = RunLock(state.engine, spec.name, float(state.config.SYNCD_QUEUED_TIMEOUT))
     if not local_write(lock.acquire, backoff, "take the job lock"):
         if request.run_id is None or request.scheduled:
             return local_write(
@@ -330,9 +335,14 @@ def _execute(state: SyncdState, spec: JobSpec, run: SyncRun, request: RunRequest
             attempts.starting(attempt)
             with translated_errors("local database"):
                 lock.ensure()  # after a restart of the local database: take the lock again
-            result = _sync(spec, state, full_refresh, progress, recorder, fence)
+            result = _sync(spec, state, full_refresh, progress, recorder, fence,
+                           request.split_workers)
             error = None
             break
+        except SplitStarted as split:  # the ranges go on in other processes: one run still
+            from syncd.split_tasks import hand_off
+
+            return hand_off(state, spec, split, request.split_workers, lock) or run
         except KeyboardInterrupt:
             if interrupted is None:
                 raise
@@ -360,7 +370,7 @@ def _execute(state: SyncdState, spec: JobSpec, run: SyncRun, request: RunRequest
 
 
 def _sync(spec: JobSpec, state: SyncdState, full_refresh: bool, progress: Progress,
-          recorder: _Recorder, fence: JobFence) -> SyncResult:
+          recorder: _Recorder, fence: JobFence, split_workers: int = 0) -> SyncResult:
     """One attempt: reach the source (naming it in any error), then sync the table."""
     source = connect_source(spec.source.url)
     try:
@@ -371,6 +381,8 @@ def _sync(spec: JobSpec, state: SyncdState, full_refresh: bool, progress: Progre
             raise type(exc)(f"{where}: {exc}") from exc
         if spec.group is not None:  # a table of a group: its cursor among the candidates
             spec = resolve_at_source(spec, source)
+        maybe_split(spec, state, source, full_refresh, progress, fence, fence.run_id,
+                    split_workers)
         return sync_table(spec.table_sync(), source, state.engine, full_refresh=full_refresh,
                           progress=progress, on_progress=recorder, guard=fence,
                           mysql_reader=str(state.config.SYNCD_MYSQL_READER))

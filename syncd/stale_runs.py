@@ -37,11 +37,20 @@ ABANDONED = ("the process running this sync died (killed, crashed, lost its work
              "connection to the local database); the next run resumes from the last checkpoint")
 
 
-def abandon_running(session: Session, job: str) -> list[int]:
-    """With the job's lock held: mark the job's ``running`` runs abandoned; their ids."""
+def abandon_running(session: Session, job: str, split_ttl: float | None = None) -> list[int]:
+    """With the job's lock held: mark the job's ``running`` runs abandoned; their ids.
+
+    ``split_ttl``: a split run that is still alive (``syncd.split_lease``) is kept.
+    """
     runs = list(session.scalars(
         select(SyncRun).where(SyncRun.job == job, SyncRun.status == "running")
     ))
+    if split_ttl is not None:
+        from syncd.split_lease import split_live
+
+        engine = session.get_bind()
+        runs = [r for r in runs
+                if not split_live(session.connection(), engine, r, split_ttl)]  # type: ignore[arg-type]
     for run in runs:
         run.status = "abandoned"
         run.finished_at = run.heartbeat_at or utcnow()
@@ -63,15 +72,15 @@ def mark_abandoned(state: SyncdState, job: str | None = None) -> list[int]:
         lock = JobLock(state.engine, name)
         if lock.acquire():
             try:
-                marked += _abandon(state, name)
+                marked += _abandon(state, name, float(state.config.SYNCD_QUEUED_TIMEOUT))
             finally:
                 lock.release()
     return marked
 
 
-def _abandon(state: SyncdState, job: str) -> list[int]:
+def _abandon(state: SyncdState, job: str, split_ttl: float) -> list[int]:
     with state.sessions.begin() as session:
-        return abandon_running(session, job)
+        return abandon_running(session, job, split_ttl)
 
 
 def queued_too_long(timeout_seconds: float) -> str:

@@ -52,6 +52,7 @@ def sync(job: str | None = None, run_id: int | None = None) -> str | None:
     from syncd import get_state
     from syncd.retry import Backoff, LocalUnavailable, local_write
     from syncd.runner import RunRequest, describe, run_job
+    from syncd.split_runner import CELERY
 
     state = get_state()
     if run_id is not None:
@@ -62,7 +63,8 @@ def sync(job: str | None = None, run_id: int | None = None) -> str | None:
             log.error("run #%s not started: %s", run_id, exc)
             return None
     elif job is not None:
-        request = RunRequest(job=job, trigger="schedule", scheduled=True, started_by="beat")
+        request = RunRequest(job=job, trigger="schedule", scheduled=True, started_by="beat",
+                             split_workers=CELERY)
     else:
         raise ValueError("sync needs a job name or a run id")
     if request is None:
@@ -146,6 +148,7 @@ def _queued_request(state: Any, run_id: int) -> Any:
     """The RunRequest of a queued run, or None when there is nothing (left) to do."""
     from syncd.models import SyncRun
     from syncd.runner import RunRequest
+    from syncd.split_runner import CELERY
 
     with state.sessions() as session:
         run = session.get(SyncRun, run_id)
@@ -154,7 +157,7 @@ def _queued_request(state: Any, run_id: int) -> Any:
         return None
     if run.status == "queued":
         return RunRequest(job=run.job, trigger=run.trigger, full_refresh=run.full_refresh,
-                          run_id=run.id, started_by=run.started_by)
+                          run_id=run.id, started_by=run.started_by, split_workers=CELERY)
     if run.status == "abandoned" and run.started_at is None:
         log.info("run #%s was abandoned while queued: nothing to do", run.id)
         return None
@@ -164,7 +167,7 @@ def _queued_request(state: Any, run_id: int) -> Any:
         log.warning("run #%s (%s) was delivered again after its worker died: "
                     "starting a new run of %s", run.id, run.status, run.job)
         return RunRequest(job=run.job, trigger=run.trigger, full_refresh=False,
-                          started_by=run.started_by)
+                          started_by=run.started_by, split_workers=CELERY)
     log.info("run #%s is already %s: nothing to do", run.id, run.status)
     return None
 

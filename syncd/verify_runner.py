@@ -28,9 +28,10 @@ from syncd.engine import Progress, connect_source
 from syncd.engine.errors import ConfigError, RunCancelled, RunTimedOut, SyncError
 from syncd.engine.verify import VerifyOptions, VerifyReport, verify_table
 from syncd.jobs import JobSpec
-from syncd.locks import JobFence, JobLock, take_lease
+from syncd.locks import JobFence, take_lease
 from syncd.models import SyncRun, utcnow
 from syncd.notify.alerts import notify_run
+from syncd.split_lease import RunLock
 from syncd.stale_runs import abandon_running
 from syncd.waiting import wait_for_job
 
@@ -81,7 +82,7 @@ def run_verify(state: SyncdState, request: VerifyRequest,
         if request.run_id is None:
             raise
         return _finish_unstarted(state, request, "failed", str(exc))
-    lock = JobLock(state.engine, spec.name)
+    lock = RunLock(state.engine, spec.name, float(state.config.SYNCD_QUEUED_TIMEOUT))
     if not lock.acquire():
         if request.run_id is None:  # a scheduled verify or the command: skipped
             return _finish_unstarted(state, request, "skipped", _held_reason(state, spec.name))

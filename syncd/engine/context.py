@@ -31,6 +31,7 @@ class SyncContext:
     # (raises to stop the run before anything is written).
     guard: Callable[[Connection], None] | None = None
     reader: str = "pymysql"  # a MySQL source's reader for full loads: "pymysql" | "asyncmy"
+    upto: tuple[Any, ...] | None = None  # a split load's key range ends here (included)
 
     def report(self) -> None:
         """Hand the counters to the progress callback (which may stop the run)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import Column, Connection, Table, inspect
@@ -62,6 +62,20 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
         _create_staging(ctx, staging, load_cursor)
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
         progress.rows_total = s.execute(row_count(src.table)).scalar_one()
+
+    def checkpoint(conn: Connection, key: tuple[Any, ...], _rows: int) -> None:
+        save_checkpoint(conn, Checkpoint(spec.job, "full", position=key,
+                                         load_cursor=load_cursor, staging=staging))
+
+    load_batches(ctx, staging, position, checkpoint)
+    _swap(ctx, staging, load_cursor)
+
+
+def load_batches(ctx: SyncContext, staging: str, position: tuple[Any, ...] | None,
+                 checkpoint: Callable[[Connection, tuple[Any, ...], int], None]) -> None:
+    """Copy the source's rows after ``position`` (and up to ``ctx.upto``) into ``staging``;
+    ``checkpoint(conn, last key, rows)`` records each batch in the batch's transaction."""
+    progress = ctx.progress
     target = ctx.target(staging)
     postgres = ctx.local.dialect.name == "postgresql"
     # The reader thread reads, converts and encodes the next batches while this one is
@@ -79,12 +93,10 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
             if postgres:  # a batch lost in a crash is lost with its checkpoint: reloaded
                 conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             writer_for(conn, target).insert(values)
-            save_checkpoint(conn, Checkpoint(spec.job, "full", position=key,
-                                             load_cursor=load_cursor, staging=staging))
+            checkpoint(conn, key, count)
         values = None  # not held while the next batch is awaited (memory: batch_bytes)
         progress.rows_read += count
         ctx.report()
-    _swap(ctx, staging, load_cursor)
 
 
 def copy_through(ctx: SyncContext) -> bool:
@@ -98,7 +110,7 @@ def _copied(ctx: SyncContext, position: tuple[Any, ...] | None,
     """Each batch as (rows, last key, COPY text), read by COPY (SELECT ...) TO STDOUT."""
     spec, src = ctx.spec, ctx.src
     query = full_scan(src.table, src.columns, src.primary_key, position,
-                      select_list(src.cols(), ctx.plans))
+                      select_list(src.cols(), ctx.plans), upto=ctx.upto)
     pk_index = [src.columns.index(name) for name in src.primary_key]
     key_plans = ctx.key_plans()
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
@@ -178,7 +190,7 @@ def _read_source(ctx: SyncContext, position: tuple[Any, ...] | None) -> Iterator
     """Stream the source in primary-key order, ``batch_size`` rows at a time."""
     spec, src = ctx.spec, ctx.src
     read = select_list(src.cols(), ctx.plans)
-    query = full_scan(src.table, src.columns, src.primary_key, position, read)
+    query = full_scan(src.table, src.columns, src.primary_key, position, read, upto=ctx.upto)
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
         if ctx.reader == "asyncmy":
             yield from _read_fast(ctx, s, position)
@@ -204,7 +216,8 @@ def _read_fast(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] | N
     try:
         limit = min(spec.batch_size, FIRST_FETCH)
         while True:
-            query = full_scan(src.table, src.columns, src.primary_key, position, read)
+            query = full_scan(src.table, src.columns, src.primary_key, position, read,
+                              upto=ctx.upto)
             rows = reader.rows(*compile_query(conn, query.limit(limit)))
             if rows:
                 yield rows

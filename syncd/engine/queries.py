@@ -62,14 +62,34 @@ def incremental_batch(
     return query.order_by(*order).limit(limit)
 
 
+def keyset_upto(columns: Sequence[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """Rows up to ``values`` included, in the order of ``columns`` (the end of a key range).
+
+    (a, b) <= (1, 2) becomes a < 1 OR (a = 1 AND b <= 2).
+    """
+    if len(columns) != len(values) or not columns:
+        raise ValueError("keyset_upto needs as many values as columns")
+    terms = []
+    last = len(columns) - 1
+    for i, column in enumerate(columns):
+        equal = [columns[j] == values[j] for j in range(i)]
+        bound = column <= values[i] if i == last else column < values[i]
+        terms.append(and_(*equal, bound) if equal else bound)
+    return or_(*terms) if len(terms) > 1 else terms[0]
+
+
 def full_scan(table: Table, columns: Sequence[str], pk: Sequence[str],
               after: Sequence[Any] | None,
-              read: Sequence[ColumnElement[Any]] | None = None) -> Select[Any]:
-    """All rows in primary-key order, after ``after`` (a resumed full load)."""
+              read: Sequence[ColumnElement[Any]] | None = None,
+              upto: Sequence[Any] | None = None) -> Select[Any]:
+    """All rows in primary-key order, after ``after`` (a resumed full load) and up to
+    ``upto`` included (one key range of a split load)."""
     keys = [table.c[name] for name in pk]
     query = select(*(read or [table.c[name] for name in columns]))
     if after is not None:
         query = query.where(keyset_after(keys, after))
+    if upto is not None:
+        query = query.where(keyset_upto(keys, upto))
     return query.order_by(*keys)
 
 

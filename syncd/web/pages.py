@@ -213,10 +213,14 @@ def resume(name: str) -> Response:
 @login_required
 def run(run_id: int) -> str:
     """One run: who and what started it, counts, cursors, live progress, error, traceback."""
-    sync_run = get_run(get_state(), run_id)
+    from syncd.split_runner import range_rows
+
+    state = get_state()
+    sync_run = get_run(state, run_id)
     if sync_run is None:
         abort(404, f"no run #{run_id}")
-    return render_template("run.html", run=sync_run, finished=sync_run.status in FINISHED)
+    return render_template("run.html", run=sync_run, finished=sync_run.status in FINISHED,
+                           ranges=range_rows(state.engine, run_id))
 
 
 @bp.route("/runs/<int:run_id>/progress")
