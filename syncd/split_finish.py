@@ -16,6 +16,7 @@ from syncd.engine import Progress, SyncResult, connect_source
 from syncd.engine import split as engine_split
 from syncd.engine.connect import translated_errors
 from syncd.engine.ranges import split_ranges
+from syncd.group_tables import resolve_at_source
 from syncd.locks import JobFence, JobLock
 from syncd.models import SyncRun
 from syncd.retry import Backoff, is_transient_error
@@ -58,6 +59,7 @@ def _swap(state: SyncdState, run: SyncRun, lock: JobLock) -> SyncRun | None:
     for attempt in range(1, backoff.attempts + 1):
         source = connect_source(spec.source.url)
         try:
+            spec = resolve_at_source(spec, source)  # a group's table job: its cursor candidate
             ctx = engine_split.open_context(spec.table_sync(), source, state.engine, progress,
                                             JobFence(lock, run.id))
             with translated_errors("local database"):

@@ -27,6 +27,7 @@ from syncd.engine.checkpoint import load_checkpoint
 from syncd.engine.connect import translated_errors
 from syncd.engine.errors import LostJobLock, RunCancelled, RunTimedOut
 from syncd.engine.ranges import split_ranges
+from syncd.group_tables import resolve_at_source
 from syncd.jobs import JobSpec
 from syncd.locks import JobLock
 from syncd.models import SyncRun, utcnow
@@ -181,6 +182,7 @@ def _attempt(state: SyncdState, spec: JobSpec, idx: int, fence: RangeFence,
              recorder: _RangeRecorder, first: bool) -> None:
     source = connect_source(spec.source.url)
     try:
+        spec = resolve_at_source(spec, source)  # a group's table job: its cursor candidate
         known = _known.get(fence.run_id) if first else None
         ctx = engine_split.open_context(spec.table_sync(), source, state.engine, Progress(),
                                         fence, recorder,

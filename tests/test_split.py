@@ -307,3 +307,32 @@ def test_a_range_that_gives_up_fails_the_run_and_the_next_run_resumes_it(databas
     after = split_ranges(env.local_url)
     assert sum(r["rows_read"] for r in after) == ROWS  # nothing loaded twice
     assert after[GATED_RANGE]["attempts"] == 2
+
+
+def test_group_table_job_split_load_uses_the_cursor_candidate_its_table_has(databases,
+                                                                             make_env):
+    """A group's table job resolves its cursor among the candidates in every range and in
+    the swap: the split load's checkpoint is on that column and the next run reads only
+    what changed."""
+    source = databases.postgres()
+    create_orders(source, ROWS)
+    analyze(source, "orders")
+    text = (f'[sources.src]\nurl = "{source}"\n\n[[jobs]]\nname = "shop"\nsource = "src"\n'
+            f'tables = ["orders"]\ncursor = ["modified_at", "updated_at"]\n'
+            f"split_rows = {SPLIT_ROWS}\nbatch_size = 100\n")
+    env = make_env(databases.postgres(), text)
+
+    first = env.syncd("run", "shop.orders", "--jobs", "3")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert len(split_ranges(env.local_url)) == 6
+    history = runs(env.local_url, "shop.orders")
+    assert [r["status"] for r in history] == ["succeeded"]
+    assert history[0]["cursor_after"] is not None  # the checkpoint is on updated_at
+
+    execute(source, "UPDATE orders SET note = 'late', updated_at = updated_at + "
+                    "interval '10 days' WHERE id IN (5, 2000)")
+    second = env.syncd("run", "shop.orders", check=True)
+    assert "succeeded" in second.stdout
+    assert table_rows(env.local_url, "orders") == table_rows(source, "orders")
+    newest = runs(env.local_url, "shop.orders")[-1]
+    assert newest["rows_read"] < ROWS and newest["rows_updated"] == 2, newest
