@@ -36,7 +36,9 @@ class Context:
 
     def __init__(self) -> None:
         self._app: Any = None
+        self._state: SyncdState | None = None
         self.web = True  # False: a command that needs no web pages (faster start)
+        self.bare = False  # True: a command that needs neither Flask nor Celery (`run`)
 
     @property
     def app(self) -> Any:
@@ -46,7 +48,15 @@ class Context:
 
     @property
     def state(self) -> SyncdState:
-        return get_state(self.app)
+        if self._state is None:
+            self._state = self._bare_state() if self.bare else get_state(self.app)
+        return self._state
+
+    @staticmethod
+    def _bare_state() -> SyncdState:
+        from config import Config
+
+        return SyncdState(Config())
 
 
 pass_ctx = click.make_pass_decorator(Context, ensure=True)
@@ -213,7 +223,7 @@ def _run_now(ctx: Context, job: str, full_refresh: bool) -> None:
     from syncd.retry import LocalUnavailable
     from syncd.runner import RunRequest, describe, run_job
 
-    ctx.web = False
+    ctx.bare = True  # a run in this process: no web app, no broker
     state = ctx.state
     jobs = load_jobs_or_exit(state)
     try:
