@@ -10,9 +10,10 @@ decoded, for its key (the checkpoint).
 
 from __future__ import annotations
 
-import queue
+import fcntl
+import os
 import threading
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Select
@@ -20,44 +21,50 @@ from sqlalchemy import Connection, Select
 from syncd.engine.load import CopyData, decode_copy_line
 from syncd.engine.readers import compile_query
 
+CHUNK = 1 << 20  # bytes moved through the pipe at a time
+_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
-class _Stop(Exception):
-    """Raised into psycopg2's COPY by the sink: the consumer stopped reading."""
+
+class _Batcher:
+    """Cuts a stream of COPY text into batches of whole lines: at most ``batch_size``
+    rows, ending at the line that reaches ``max_bytes``."""
+
+    def __init__(self, batch_size: int, max_bytes: int | None) -> None:
+        self.batch_size, self.max_bytes = batch_size, max_bytes or 0
+        self.parts: list[bytes] = []
+        self.rows = self.size = 0
+        self.tail = b""  # a line not yet complete
+
+    def feed(self, chunk: bytes) -> Iterator[tuple[bytes, int, bool]]:
+        """The batches completed by ``chunk``: (text, rows, ended at max_bytes)."""
+        data = self.tail + chunk if self.tail else chunk
+        end = data.rfind(b"\n") + 1
+        self.tail = data[end:]
+        pos = 0
+        while pos < end:
+            want = self.batch_size - self.rows
+            stop, rows = end, data.count(b"\n", pos, end)
+            if rows >= want:  # the batch's last row is in this chunk
+                stop, rows = end - len(data[pos:end].split(b"\n", want)[-1]), want
+            if self.max_bytes and self.size + stop - pos >= self.max_bytes:
+                # the batch ends with the line that reaches max_bytes
+                stop = data.find(b"\n", pos + max(self.max_bytes - self.size - 1, 0)) + 1
+                rows = data.count(b"\n", pos, stop)
+            self.parts.append(data[pos:stop])
+            self.rows += rows
+            self.size += stop - pos
+            pos = stop
+            if self.rows >= self.batch_size or self.max_bytes and self.size >= self.max_bytes:
+                yield self.take(cut=self.rows < self.batch_size)
+
+    def take(self, cut: bool) -> tuple[bytes, int, bool]:
+        text, rows = b"".join(self.parts), self.rows
+        self.parts, self.rows, self.size = [], 0, 0
+        return text, rows, cut
 
 
-class _Sink:
-    """The file psycopg2 writes COPY rows into; hands out batches through a queue."""
-
-    def __init__(self, slots: queue.Queue[Any], batch_size: int, max_bytes: int | None,
-                 stop: threading.Event) -> None:
-        self.slots, self.batch_size, self.max_bytes, self.stop = slots, batch_size, \
-            max_bytes, stop
-        self.lines: list[bytes] = []
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        if self.stop.is_set():
-            raise _Stop()
-        self.lines.append(data)
-        self.size += len(data)
-        if len(self.lines) >= self.batch_size or (self.max_bytes and
-                                                  self.size >= self.max_bytes):
-            self.flush_batch(last=False)
-        return len(data)
-
-    def flush_batch(self, last: bool) -> None:
-        if self.lines:
-            cut = not last and len(self.lines) < self.batch_size
-            item = (CopyData(b"".join(self.lines), "text", len(self.lines)), self.lines[-1],
-                    cut)
-            self.lines, self.size = [], 0
-            while not self.stop.is_set():
-                try:
-                    self.slots.put(item, timeout=0.5)
-                    return
-                except queue.Full:
-                    continue
-            raise _Stop()
+def _last_line(text: bytes) -> bytes:
+    return text[text.rfind(b"\n", 0, len(text) - 1) + 1:]
 
 
 def copy_batches(conn: Connection, query: Select[Any], batch_size: int,
@@ -65,48 +72,56 @@ def copy_batches(conn: Connection, query: Select[Any], batch_size: int,
                  ) -> Generator[tuple[CopyData, list[str | None], bool], None, None]:
     """Yield (batch as COPY text, its last row's values as text, ended at max_bytes).
 
-    A thread runs the COPY; stopping early aborts it and drops the connection.
+    A thread runs the COPY into a pipe (psycopg2 writes each row to a C-level buffered
+    file: no Python work per row); this generator reads the pipe a megabyte at a time
+    and cuts batches. The pipe bounds what is held. Stopping early aborts the COPY and
+    drops the connection.
     """
     sql, args = compile_query(conn, query)
     raw: Any = conn.connection.dbapi_connection
     cursor = raw.cursor()
     statement = f"COPY ({cursor.mogrify(sql, args).decode()}) TO STDOUT"
-    slots: queue.Queue[Any] = queue.Queue(maxsize=2)
-    stop = threading.Event()
-    done = object()
-    sink = _Sink(slots, batch_size, max_bytes, stop)
+    read_fd, write_fd = os.pipe()
+    try:
+        fcntl.fcntl(write_fd, _SETPIPE_SZ, CHUNK)
+    except OSError:  # a smaller pipe only means more switches
+        pass
+    sink = open(write_fd, "wb", buffering=CHUNK)  # noqa: SIM115  (closed by the thread)
+    failed: list[BaseException] = []
 
     def produce() -> None:
         try:
-            cursor.copy_expert(statement, sink, size=1 << 20)
-            sink.flush_batch(last=True)
-            slots.put(done)
-        except _Stop:
-            pass
+            cursor.copy_expert(statement, sink, size=CHUNK)
+            sink.flush()
         except BaseException as exc:  # noqa: BLE001  (handed to the consumer)
-            slots.put(exc)
+            failed.append(exc)
+        finally:
+            try:
+                sink.close()
+            except OSError:  # the consumer closed the pipe: what was buffered is not wanted
+                pass
 
     thread = threading.Thread(target=produce, name="syncd-copy-out", daemon=True)
     thread.start()
+    batcher = _Batcher(batch_size, max_bytes)
     finished = False
     try:
         while True:
-            item = slots.get()
-            if item is done:
-                finished = True
-                return
-            if isinstance(item, BaseException):
-                finished = True
-                raise item
-            data, last, cut = item
-            yield data, decode_copy_line(last), cut
+            chunk = os.read(read_fd, CHUNK)
+            if not chunk:
+                break
+            for text, rows, cut in batcher.feed(chunk):
+                yield (CopyData(text, "text", rows), decode_copy_line(_last_line(text)), cut)
+        thread.join()
+        finished = True
+        if failed:
+            raise failed[0]
+        if batcher.rows:
+            text, rows, cut = batcher.take(cut=False)
+            yield CopyData(text, "text", rows), decode_copy_line(_last_line(text)), cut
     finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                slots.get(timeout=0.1)
-            except queue.Empty:
-                pass
+        os.close(read_fd)  # a COPY still writing fails on the closed pipe and ends
+        thread.join()
         cursor.close()
         if not finished:  # the COPY was aborted half-way: the connection is not reusable
             conn.invalidate()
