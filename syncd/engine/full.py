@@ -170,6 +170,10 @@ def _create_staging(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
         extra = _kept_columns(conn, ctx.spec.target, ctx.src)
         table = local_table(staging, ctx.plans, ctx.src.primary_key, extra)
         create_local_table(conn, table, ctx.plans)
+        if conn.dialect.name == "postgresql":  # its index is built once, after the load
+            quote = conn.dialect.identifier_preparer.quote
+            conn.exec_driver_sql(f"ALTER TABLE {quote(staging)} DROP CONSTRAINT "
+                                 f"{quote(pk_name(staging))}")
         save_checkpoint(conn, Checkpoint(ctx.spec.job, "full", load_cursor=load_cursor,
                                          staging=staging))
 
@@ -284,7 +288,7 @@ def _swap(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
         _swap_mysql(ctx, stage, exists)
     with ctx.writing() as conn:
         if dialect not in ("mysql", "mariadb"):
-            _swap_transactional(conn, stage.name, target_name, exists)
+            _swap_transactional(conn, stage.name, target_name, exists, src.primary_key)
         record_columns(conn, spec.job, ctx.plans)
         if spec.mode == "incremental":
             save_checkpoint(conn, Checkpoint(spec.job, "incremental", cursor=load_cursor))
@@ -293,9 +297,18 @@ def _swap(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
             clear_checkpoint(conn, spec.job)
 
 
-def _swap_transactional(conn: Connection, staging: str, target: str, exists: bool) -> None:
-    """PostgreSQL and SQLite: DDL is transactional, so drop + rename is atomic."""
+def _swap_transactional(conn: Connection, staging: str, target: str, exists: bool,
+                        key: tuple[str, ...]) -> None:
+    """PostgreSQL and SQLite: DDL is transactional, so drop + rename is atomic.
+
+    A PostgreSQL staging table gets its primary key here (one sorted index build)."""
     quote = conn.dialect.identifier_preparer.quote
+    if conn.dialect.name == "postgresql" and not conn.exec_driver_sql(
+            "SELECT 1 FROM pg_index WHERE indrelid = to_regclass(%s) AND indisprimary",
+            (quote(staging),)).first():
+        conn.exec_driver_sql(
+            f"ALTER TABLE {quote(staging)} ADD CONSTRAINT {quote(pk_name(staging))} "
+            f"PRIMARY KEY ({', '.join(quote(name) for name in key)})")
     if exists:
         conn.exec_driver_sql(f"DROP TABLE {quote(target)}")
     conn.exec_driver_sql(f"ALTER TABLE {quote(staging)} RENAME TO {quote(target)}")
