@@ -24,6 +24,7 @@ from syncd.engine.errors import ConfigError, SourceRefused, SourceUnavailable, o
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED, EXIT_UNREACHABLE = 1, 2, 3, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+QUICK_EXIT: list[Any] = []  # what `syncd run` closes before it ends the process at once
 # What SQLite, PostgreSQL and MySQL say about a syncd table or column that is not there.
 MISSING_TABLES = re.compile(
     r"no such (?:table|column): syncd_|relation \"syncd_\w+\" does not exist|"
@@ -225,6 +226,7 @@ def _run_now(ctx: Context, job: str, full_refresh: bool) -> None:
 
     ctx.bare = True  # a run in this process: no web app, no broker
     state = ctx.state
+    QUICK_EXIT.append(state.engine)
     jobs = load_jobs_or_exit(state)
     try:
         jobs.job(job)
@@ -404,7 +406,12 @@ def main() -> None:
     from syncd.engine.urls import BadURL
 
     try:
-        cli(prog_name="syncd")
+        try:
+            cli(prog_name="syncd")
+        except SystemExit as done:
+            if QUICK_EXIT:
+                quick_exit(done.code)
+            raise
     except BadURL as exc:  # SYNCD_DATABASE_URL: the message names it
         fail(str(exc), EXIT_CONFIG)
     except DBAPIError as exc:
@@ -418,6 +425,24 @@ def main() -> None:
             fail(f"local database {where} refused the connection: {explained(exc)}",
                  EXIT_CONFIG)
         fail(f"local database {where}: {explained(exc)}", EXIT_CONFIG)
+
+
+def quick_exit(code: Any) -> None:
+    """End the process at once, once a run is recorded and said: close the databases'
+    connections, run the exit handlers, flush the output, then skip the interpreter's
+    teardown of every module (a large share of a short run's time)."""
+    import atexit
+    import os
+
+    for engine in QUICK_EXIT:
+        engine.dispose()
+    atexit._run_exitfuncs()
+    if code is not None and not isinstance(code, int):
+        click.echo(code, err=True)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 def local_database() -> str:
