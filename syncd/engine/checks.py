@@ -22,7 +22,7 @@ from syncd.engine.errors import (
     shown,
 )
 from syncd.engine.keys import require_unique_key
-from syncd.engine.schema import check_table, reflect_source
+from syncd.engine.schema import check_reflected, reflect_source
 from syncd.engine.spec import TableSync
 
 
@@ -61,8 +61,9 @@ def check_job(spec: TableSync, source: Engine, local: str | None = None) -> list
     """Check the job's table, key and cursor at the source, and (given the ``local``
     database's dialect) that the type map takes every column; returns warnings."""
     try:
-        warnings = check_table(spec, source, local)
-        require_unique_key(spec, source, reflect_source(spec, source))
+        src = reflect_source(spec, source)
+        warnings = check_reflected(spec, src, local)
+        require_unique_key(spec, source, src)
     except (ConfigError, SourceUnavailable):
         raise
     except SyncError as exc:  # the source rejected the table's name
