@@ -232,7 +232,9 @@ def _run_now(ctx: Context, job: str, full_refresh: bool) -> None:
         jobs.job(job)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
-    _check_before_run(jobs.path, jobs.job(job), ctx.state.engine.dialect.name)
+    spec = jobs.job(job)
+    creates = full_refresh or not _has_table(state, spec.target)
+    _check_before_run(jobs.path, spec, state.engine.dialect.name, unique_key=creates)
     request = RunRequest(job=job, trigger="cli", full_refresh=full_refresh, started_by="cli")
     ctrl_c = CtrlC()
     with terminal_progress(enabled=sys.stdout.isatty()) as hook, ctrl_c.installed():
@@ -253,11 +255,20 @@ def _run_now(ctx: Context, job: str, full_refresh: bool) -> None:
         sys.exit(EXIT_FAILED)
 
 
-def _check_before_run(path: str, job: Any, local: str) -> None:
+def _has_table(state: SyncdState, name: str) -> bool:
+    from sqlalchemy import inspect
+
+    with state.engine.connect() as conn:
+        return bool(inspect(conn).has_table(name))
+
+
+def _check_before_run(path: str, job: Any, local: str, unique_key: bool = True) -> None:
     """Exit 2, writing nothing, if the job's table, columns or key are wrong at the source.
 
     A source that cannot be reached or refuses the connection is not decided here: the
-    run records it (an unreachable one after its retries) and exits 1.
+    run records it (an unreachable one after its retries) and exits 1. ``unique_key``
+    False: a key the source does not declare unique is left to the run, which checks
+    the rows it reads (the whole table is grouped only before a run creates the table).
     """
     from syncd.engine.checks import check_job, open_source, reach
 
@@ -271,7 +282,7 @@ def _check_before_run(path: str, job: Any, local: str) -> None:
             reach(engine)
         except ConfigError as exc:
             fail(f"{where}: {exc}", EXIT_CONFIG)
-        check_job(job.table_sync(), engine, local)
+        check_job(job.table_sync(), engine, local, unique_key=unique_key)
     except (SourceUnavailable, SourceRefused):
         pass
     except ConfigError as exc:

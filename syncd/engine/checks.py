@@ -57,13 +57,18 @@ def reach(source: Engine) -> None:
                           ) from exc
 
 
-def check_job(spec: TableSync, source: Engine, local: str | None = None) -> list[str]:
+def check_job(spec: TableSync, source: Engine, local: str | None = None,
+              unique_key: bool = True) -> list[str]:
     """Check the job's table, key and cursor at the source, and (given the ``local``
-    database's dialect) that the type map takes every column; returns warnings."""
+    database's dialect) that the type map takes every column; returns warnings.
+
+    ``unique_key`` False: a key the source does not declare unique is not checked
+    here (a run checks the rows it reads: see ``engine.keys``)."""
     try:
         src = reflect_source(spec, source)
         warnings = check_reflected(spec, src, local)
-        require_unique_key(spec, source, src)
+        if unique_key:
+            require_unique_key(spec, source, src)
     except (ConfigError, SourceUnavailable):
         raise
     except SyncError as exc:  # the source rejected the table's name

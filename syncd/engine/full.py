@@ -23,6 +23,7 @@ from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
 from syncd.engine.copyread import copy_batches, key_of
 from syncd.engine.drift import record_columns
+from syncd.engine.keys import is_duplicate_key, require_unique_key
 from syncd.engine.load import encode_copy, writer_for
 from syncd.engine.lookback import read_clock, start_auto
 from syncd.engine.queries import diff_counts, full_scan, max_cursor, row_count
@@ -62,6 +63,19 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
         _create_staging(ctx, staging, load_cursor)
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
         progress.rows_total = s.execute(row_count(src.table)).scalar_one()
+    try:
+        _load(ctx, staging, position, load_cursor)
+        _swap(ctx, staging, load_cursor)
+    except Exception as exc:
+        if is_duplicate_key(exc, ctx.local):  # the staging table's key refused a row
+            require_unique_key(spec, ctx.source, src)  # raises, naming the shared key
+        raise
+
+
+def _load(ctx: SyncContext, staging: str, position: tuple[Any, ...] | None,
+          load_cursor: Any) -> None:
+    """Every batch from ``position`` on into the staging table, with its checkpoint."""
+    spec, progress = ctx.spec, ctx.progress
     target = ctx.target(staging)
     postgres = ctx.local.dialect.name == "postgresql"
     # The reader thread reads, converts and encodes the next batches while this one is
@@ -84,7 +98,6 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
         values = None  # not held while the next batch is awaited (memory: batch_bytes)
         progress.rows_read += count
         ctx.report()
-    _swap(ctx, staging, load_cursor)
 
 
 def copy_through(ctx: SyncContext) -> bool:

@@ -12,7 +12,6 @@ from syncd.engine.connect import is_mysql, translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.full import full_load, staging_name
 from syncd.engine.incremental import incremental_pass
-from syncd.engine.keys import require_unique_key
 from syncd.engine.reconcile import reconcile_deletes
 from syncd.engine.schema import plan_columns, reflect_local, reflect_source
 from syncd.engine.spec import Progress, ProgressCallback, SyncResult, TableSync
@@ -32,8 +31,7 @@ def sync_table(
     the reader used is named in ``progress.reader``.
     """
     progress = progress or Progress()
-    src = reflect_source(spec, source)
-    require_unique_key(spec, source, src)
+    src = reflect_source(spec, source)  # a key not declared unique: see engine.keys
     plans = plan_columns(src, local.dialect.name, spec)
     ctx = SyncContext(spec, source, local, src, progress, plans, on_progress, guard)
     if is_mysql(source):
