@@ -26,6 +26,7 @@ from syncd.engine.drift import record_columns
 from syncd.engine.keys import is_duplicate_key, require_unique_key
 from syncd.engine.load import encode_copy, writer_for
 from syncd.engine.lookback import read_clock, start_auto
+from syncd.engine.memory import map_large_allocations
 from syncd.engine.queries import diff_counts, full_scan, max_cursor, row_count
 from syncd.engine.readers import (
     FIRST_FETCH,
@@ -49,6 +50,7 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
     spec, src, progress = ctx.spec, ctx.src, ctx.progress
     staging = staging_name(spec.target)
     progress.phase = "full"
+    map_large_allocations()  # memory: what a batch frees goes back to the system
     if is_mysql(ctx.source):
         progress.reader = ctx.reader
     with ctx.writing() as conn:

@@ -1,0 +1,28 @@
+"""Memory the process gives back: large allocations mapped apart, returned when freed.
+
+glibc's malloc serves a block of at least M_MMAP_THRESHOLD bytes from its own mapping,
+unmapped when freed. By default the threshold climbs with every such block freed, up
+to 32 MB: after the first batch, a batch's large strings come from the heap, which
+keeps the pages of every batch read so far (a table of 64 KB rows then held about
+1.5x what its batches need). A fixed threshold keeps large values in their own
+mappings. Elsewhere than glibc this does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+THRESHOLD = 64 * 1024
+_done: list[bool] = []
+
+
+def map_large_allocations() -> None:
+    """Fix glibc's mmap threshold at THRESHOLD (once per process; never raises)."""
+    if _done:
+        return
+    _done.append(True)
+    try:
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, THRESHOLD)  # the process's own libc
+    except (OSError, AttributeError):  # not glibc: its allocator decides
+        pass
