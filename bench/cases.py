@@ -176,7 +176,13 @@ def _parse(value: str):  # type: ignore[no-untyped-def]
 
 def prepare_syncd(env: Env, names: set[str]) -> None:
     """Migrations in every local database; the tables incremental and reconcile start from
-    (those of the cases in ``names``)."""
+    (those of the cases in ``names``). syncd's bytecode is compiled first, as pip does
+    when it installs syncd (an editable install under PYTHONDONTWRITEBYTECODE would
+    compile every module again at every start)."""
+    for root in (Path(__file__).resolve().parent.parent, env.baseline):
+        if root is not None:
+            subprocess.run([sys.executable, "-m", "compileall", "-q", str(root / "syncd"),
+                            str(root / "config.py")], check=True, capture_output=True)
     for local in env.locals():
         subprocess.run([sys.executable, "-m", "syncd", "db", "upgrade"],
                        env=syncd_env(env, local), check=True, capture_output=True)
