@@ -420,8 +420,8 @@ def main() -> None:
         try:
             cli(prog_name="syncd")
         except SystemExit as done:
-            if QUICK_EXIT:
-                quick_exit(done.code)
+            if QUICK_EXIT and sys.getprofile() is None and sys.gettrace() is None:
+                quick_exit(done.code)  # (a profiler or debugger gets its normal exit)
             raise
     except BadURL as exc:  # SYNCD_DATABASE_URL: the message names it
         fail(str(exc), EXIT_CONFIG)
