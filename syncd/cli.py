@@ -234,7 +234,9 @@ def _run_now(ctx: Context, job: str, full_refresh: bool) -> None:
         fail(str(exc), EXIT_CONFIG)
     spec = jobs.job(job)
     creates = full_refresh or not _has_table(state, spec.target)
-    _check_before_run(jobs.path, spec, state.engine.dialect.name, unique_key=creates)
+    _check_before_run(jobs.path, spec, state.engine.dialect.name, unique_key=creates,
+                      keep=state.sources)
+    QUICK_EXIT.extend(state.sources.values())
     request = RunRequest(job=job, trigger="cli", full_refresh=full_refresh, started_by="cli")
     ctrl_c = CtrlC()
     with terminal_progress(enabled=sys.stdout.isatty()) as hook, ctrl_c.installed():
@@ -262,13 +264,16 @@ def _has_table(state: SyncdState, name: str) -> bool:
         return bool(inspect(conn).has_table(name))
 
 
-def _check_before_run(path: str, job: Any, local: str, unique_key: bool = True) -> None:
+def _check_before_run(path: str, job: Any, local: str, unique_key: bool = True,
+                      keep: dict[str, Any] | None = None) -> None:
     """Exit 2, writing nothing, if the job's table, columns or key are wrong at the source.
 
     A source that cannot be reached or refuses the connection is not decided here: the
     run records it (an unreachable one after its retries) and exits 1. ``unique_key``
     False: a key the source does not declare unique is left to the run, which checks
     the rows it reads (the whole table is grouped only before a run creates the table).
+    ``keep``: where the source engine is kept for the run when the check passed (its
+    connection and what it learned of the source are used again).
     """
     from syncd.engine.checks import check_job, open_source, reach
 
@@ -277,18 +282,23 @@ def _check_before_run(path: str, job: Any, local: str, unique_key: bool = True) 
         engine = open_source(job.source.url)
     except ConfigError as exc:
         fail(f"{where}: {exc}", EXIT_CONFIG)
+    kept = False
     try:
         try:
             reach(engine)
         except ConfigError as exc:
             fail(f"{where}: {exc}", EXIT_CONFIG)
         check_job(job.table_sync(), engine, local, unique_key=unique_key)
+        if keep is not None:
+            keep[job.source.url] = engine
+            kept = True
     except (SourceUnavailable, SourceRefused):
         pass
     except ConfigError as exc:
         fail(f'{path}: job "{job.name}": {exc}', EXIT_CONFIG)
     finally:
-        engine.dispose()
+        if not kept:
+            engine.dispose()
 
 
 @cli.command()
