@@ -32,6 +32,7 @@ class SyncdState:
         # Source engines this process keeps open, by URL (`syncd run`: the engine that
         # checked the job serves its run); whoever adds one disposes of it.
         self.sources: dict[str, Engine] = {}
+        self.keys_checked: set[str] = set()  # jobs whose source key was just checked
 
     def jobs(self) -> JobsFile:
         """The jobs in force (the jobs file is read anew each call: edits take effect).

@@ -237,6 +237,8 @@ def _run_now(ctx: Context, job: str, full_refresh: bool) -> None:
     _check_before_run(jobs.path, spec, state.engine.dialect.name, unique_key=creates,
                       keep=state.sources)
     QUICK_EXIT.extend(state.sources.values())
+    if creates:  # the whole table was just grouped by the job's key: not again
+        state.keys_checked.add(spec.name)
     request = RunRequest(job=job, trigger="cli", full_refresh=full_refresh, started_by="cli")
     ctrl_c = CtrlC()
     with terminal_progress(enabled=sys.stdout.isatty()) as hook, ctrl_c.installed():

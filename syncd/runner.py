@@ -362,7 +362,8 @@ def _sync(spec: JobSpec, state: SyncdState, full_refresh: bool, progress: Progre
             raise type(exc)(f"{where}: {exc}") from exc
         return sync_table(spec.table_sync(), source, state.engine, full_refresh=full_refresh,
                           progress=progress, on_progress=recorder, guard=fence,
-                          mysql_reader=str(state.config.SYNCD_MYSQL_READER))
+                          mysql_reader=str(state.config.SYNCD_MYSQL_READER),
+                          key_checked=spec.name in state.keys_checked)
     finally:
         if kept is None:
             source.dispose()

@@ -3,10 +3,10 @@
 A ``primary_key`` set in the jobs file that is neither the source table's declared
 primary key nor covered by one of its unique indexes or constraints is checked, since
 rows that share a key would otherwise overwrite each other in the local table:
-- ``syncd check``, and ``syncd run`` before a run that creates the local table: one
-  grouped query over the whole source table;
-- a full load: the staging table's primary key refuses a second row with the same key
-  (the grouped query then only names the key);
+- ``syncd check``, and a full load (``syncd run`` checks before a run that creates the
+  local table, and the run does not check again): one grouped query over the whole
+  source table (keyset reads would skip a second row with the same key unseen); the
+  staging table's primary key also refuses a second row with the same key;
 - an incremental batch: the source is asked whether the batch's keys are shared.
 Declaring a unique index on those columns at the source makes every check free.
 """

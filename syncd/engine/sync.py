@@ -12,6 +12,7 @@ from syncd.engine.connect import is_mysql, translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.full import full_load, staging_name
 from syncd.engine.incremental import incremental_pass
+from syncd.engine.keys import require_unique_key
 from syncd.engine.reconcile import reconcile_deletes
 from syncd.engine.schema import plan_columns, reflect_local, reflect_source
 from syncd.engine.spec import Progress, ProgressCallback, SyncResult, TableSync
@@ -21,6 +22,7 @@ def sync_table(
     spec: TableSync, source: Engine, local: Engine, *, full_refresh: bool = False,
     progress: Progress | None = None, on_progress: ProgressCallback | None = None,
     guard: Callable[[Connection], None] | None = None, mysql_reader: str = "auto",
+    key_checked: bool = False,
 ) -> SyncResult:
     """Bring the local table in step with the source table and return what was done.
 
@@ -28,14 +30,17 @@ def sync_table(
     knows the counts of a run that failed half-way. ``guard`` runs first in every local
     transaction that writes (the job-lock fence) and raises to stop the run.
     ``mysql_reader``: "auto" (the fast reader when installed), "pymysql" or "asyncmy";
-    the reader used is named in ``progress.reader``.
+    the reader used is named in ``progress.reader``. ``key_checked``: the caller has
+    just checked the whole source table for a shared key (see ``engine.keys``).
     """
     progress = progress or Progress()
-    src = reflect_source(spec, source)  # a key not declared unique: see engine.keys
+    src = reflect_source(spec, source)
     plans = plan_columns(src, local.dialect.name, spec)
     ctx = SyncContext(spec, source, local, src, progress, plans, on_progress, guard)
     if is_mysql(source):
         ctx.reader = fastread.choose(mysql_reader)
+    if (full_refresh or spec.mode == "full") and not key_checked:
+        require_unique_key(spec, source, src)  # before anything is reset
     with translated_errors("local database"):
         point = _prepare(ctx, full_refresh)
         before = point.cursor if point and point.phase == "incremental" else None
@@ -44,6 +49,8 @@ def sync_table(
         did_full = False
         if spec.mode == "full" or point is None or point.phase != "incremental" \
                 or not _target_exists(ctx):
+            if not (full_refresh or spec.mode == "full" or key_checked):
+                require_unique_key(spec, source, src)  # a load that creates the table
             full_load(ctx, point)
             did_full = True
         else:
