@@ -16,12 +16,27 @@ import threading
 from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import Column, ColumnElement, Connection, Select
 
 from syncd.engine.load import CopyData, decode_copy_line
-from syncd.engine.readers import compile_query
+from syncd.engine.readers import compile_query, select_list
+from syncd.engine.typemap import ColumnPlan
 
 CHUNK = 1 << 20  # bytes moved through the pipe at a time
+# Types whose cast to text is their output function: COPY writes the same text as
+# ``::text`` does, so a column of one of them copied into the same type is selected bare.
+SAME_TEXT = frozenset({"int2", "int4", "int8", "numeric", "float4", "float8", "text",
+                       "varchar", "date", "timestamp", "timestamptz", "uuid"})
+
+
+def copy_select_list(columns: Sequence[Column[Any]], plans: Sequence[ColumnPlan],
+                     ) -> list[ColumnElement[Any]]:
+    """``readers.select_list`` for COPY: no cast where COPY writes that text anyway (the
+    casts cost the source about a third of the COPY)."""
+    listed = select_list(columns, plans)
+    return [col if plan.read == "text" and plan.source.kind in SAME_TEXT
+            and plan.ddl == plan.source.spelling and plan.convert is None else expr
+            for col, plan, expr in zip(columns, plans, listed)]
 _SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 

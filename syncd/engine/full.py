@@ -21,7 +21,7 @@ from syncd.engine.checkpoint import Checkpoint, clear_checkpoint, save_checkpoin
 from syncd.engine.connect import is_mysql, translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
-from syncd.engine.copyread import copy_batches, key_of
+from syncd.engine.copyread import copy_batches, copy_select_list, key_of
 from syncd.engine.drift import record_columns
 from syncd.engine.keys import is_duplicate_key, require_unique_key
 from syncd.engine.load import encode_copy, writer_for
@@ -113,7 +113,7 @@ def _copied(ctx: SyncContext, position: tuple[Any, ...] | None,
     """Each batch as (rows, last key, COPY text), read by COPY (SELECT ...) TO STDOUT."""
     spec, src = ctx.spec, ctx.src
     query = full_scan(src.table, src.columns, src.primary_key, position,
-                      select_list(src.cols(), ctx.plans))
+                      copy_select_list(src.cols(), ctx.plans))
     pk_index = [src.columns.index(name) for name in src.primary_key]
     key_plans = ctx.key_plans()
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:

@@ -14,7 +14,7 @@ from syncd.engine.checkpoint import Checkpoint, save_checkpoint
 from syncd.engine.connect import translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
-from syncd.engine.copyread import first_batch, key_of
+from syncd.engine.copyread import copy_select_list, first_batch, key_of
 from syncd.engine.full import copy_through
 from syncd.engine.keys import declared_unique, require_unique_batch
 from syncd.engine.load import writer_for
@@ -42,11 +42,11 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
     order = [src.columns.index(spec.cursor)] + [src.columns.index(n) for n in src.primary_key]
     by_name = {p.name: p for p in ctx.plans}
     key_plans = [by_name[spec.cursor], *ctx.key_plans()]
-    read = select_list(src.cols(), ctx.plans)
+    through = copy_through(ctx)
+    read = (copy_select_list if through else select_list)(src.cols(), ctx.plans)
     target = ctx.target()
     where = f"source table {spec.qualified_table}"
     limit = spec.batch_size
-    through = copy_through(ctx)
     unique = declared_unique(src.table, src.primary_key)
     while True:
         query = incremental_batch(src.table, src.columns, spec.cursor, src.primary_key,

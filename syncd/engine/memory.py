@@ -4,8 +4,10 @@ glibc's malloc serves a block of at least M_MMAP_THRESHOLD bytes from its own ma
 unmapped when freed. By default the threshold climbs with every such block freed, up
 to 32 MB: after the first batch, a batch's large strings come from the heap, which
 keeps the pages of every batch read so far (a table of 64 KB rows then held about
-1.5x what its batches need). A fixed threshold keeps large values in their own
-mappings. Elsewhere than glibc this does nothing.
+1.5x what its batches need). A fixed threshold of 64 KB keeps large values in their
+own mappings: 64 KB rows peak at about 240 MB instead of 290-370 MB (thresholds of
+128 KB and 1 MB, measured), for more system time in mapping each large value.
+Elsewhere than glibc this does nothing.
 """
 
 from __future__ import annotations
@@ -26,3 +28,4 @@ def map_large_allocations() -> None:
         ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, THRESHOLD)  # the process's own libc
     except (OSError, AttributeError):  # not glibc: its allocator decides
         pass
+
