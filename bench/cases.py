@@ -303,7 +303,7 @@ def _syncd_case(env: Env, fig: Figure, round_no: int) -> Sample:
         _expect(env, local, "rows_updated", 1000)
         return sample
     if "reconcile" in name:
-        first = env.rows // 2 + round_no * 2000
+        first = env.rows // 2 + round_no * 2000 + (1000 if baseline else 0)  # rows of its own
         execute(MY + env.src, f"DELETE FROM orders WHERE id BETWEEN {first} AND {first + 999}")
         try:
             sample = syncd_run(env, local, "my_orders_reconcile", baseline=baseline)

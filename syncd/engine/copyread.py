@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import queue
 import threading
 from collections.abc import Generator, Iterator, Sequence
 from typing import Any
@@ -23,6 +24,8 @@ from syncd.engine.readers import compile_query, select_list
 from syncd.engine.typemap import ColumnPlan
 
 CHUNK = 1 << 20  # bytes moved through the pipe at a time
+AHEAD = 2  # batches cut and waiting while one is written
+_DONE = object()
 # Types whose cast to text is their output function: COPY writes the same text as
 # ``::text`` does, so a column of one of them copied into the same type is selected bare.
 SAME_TEXT = frozenset({"int2", "int4", "int8", "numeric", "float4", "float8", "text",
@@ -88,9 +91,9 @@ def copy_batches(conn: Connection, query: Select[Any], batch_size: int,
     """Yield (batch as COPY text, its last row's values as text, ended at max_bytes).
 
     A thread runs the COPY into a pipe (psycopg2 writes each row to a C-level buffered
-    file: no Python work per row); this generator reads the pipe a megabyte at a time
-    and cuts batches. The pipe bounds what is held. Stopping early aborts the COPY and
-    drops the connection.
+    file: no Python work per row); a second thread reads the pipe a megabyte at a time
+    and cuts batches, AHEAD of them at most, so the source keeps sending while a batch
+    is written and committed. Stopping early aborts the COPY and drops the connection.
     """
     sql, args = compile_query(conn, query)
     raw: Any = conn.connection.dbapi_connection
@@ -103,6 +106,8 @@ def copy_batches(conn: Connection, query: Select[Any], batch_size: int,
         pass
     sink = open(write_fd, "wb", buffering=CHUNK)  # noqa: SIM115  (closed by the thread)
     failed: list[BaseException] = []
+    slots: queue.Queue[Any] = queue.Queue(maxsize=AHEAD)
+    stop = threading.Event()
 
     def produce() -> None:
         try:
@@ -113,30 +118,56 @@ def copy_batches(conn: Connection, query: Select[Any], batch_size: int,
         finally:
             try:
                 sink.close()
-            except OSError:  # the consumer closed the pipe: what was buffered is not wanted
+            except OSError:  # the reader closed the pipe: what was buffered is not wanted
                 pass
 
-    thread = threading.Thread(target=produce, name="syncd-copy-out", daemon=True)
-    thread.start()
-    batcher = _Batcher(batch_size, max_bytes)
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def cut_batches() -> None:
+        batcher = _Batcher(batch_size, max_bytes)
+        try:
+            while chunk := os.read(read_fd, CHUNK):
+                for batch in batcher.feed(chunk):
+                    if not put(batch):
+                        return
+            if batcher.rows:
+                put(batcher.take(cut=False))
+            put(_DONE)
+        except BaseException as exc:  # noqa: BLE001  (handed to the consumer)
+            put(exc)
+        finally:
+            os.close(read_fd)  # a COPY still writing fails on the closed pipe and ends
+
+    threads = [threading.Thread(target=produce, name="syncd-copy-out", daemon=True),
+               threading.Thread(target=cut_batches, name="syncd-copy-cut", daemon=True)]
+    for thread in threads:
+        thread.start()
     finished = False
     try:
-        while True:
-            chunk = os.read(read_fd, CHUNK)
-            if not chunk:
-                break
-            for text, rows, cut in batcher.feed(chunk):
-                yield (CopyData(text, "text", rows), decode_copy_line(_last_line(text)), cut)
-        thread.join()
+        while (item := slots.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            text, rows, cut = item
+            yield CopyData(text, "text", rows), decode_copy_line(_last_line(text)), cut
+        threads[0].join()
         finished = True
         if failed:
             raise failed[0]
-        if batcher.rows:
-            text, rows, cut = batcher.take(cut=False)
-            yield CopyData(text, "text", rows), decode_copy_line(_last_line(text)), cut
     finally:
-        os.close(read_fd)  # a COPY still writing fails on the closed pipe and ends
-        thread.join()
+        stop.set()
+        while threads[1].is_alive():
+            try:
+                slots.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        threads[0].join()
         cursor.close()
         if not finished:  # the COPY was aborted half-way: the connection is not reusable
             conn.invalidate()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Column, Connection, Table, inspect
@@ -90,16 +91,36 @@ def _load(ctx: SyncContext, staging: str, position: tuple[Any, ...] | None,
         batches = _prepared(ctx, _read_source(ctx, position))
     else:
         batches = _prefetch(_prepared(ctx, _read_source(ctx, position)))
-    for count, key, values in batches:
-        with ctx.writing() as conn:
-            if postgres:  # a batch lost in a crash is lost with its checkpoint: reloaded
-                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            writer_for(conn, target).insert(values)
-            save_checkpoint(conn, Checkpoint(spec.job, "full", position=key,
-                                             load_cursor=load_cursor, staging=staging))
-        values = None  # not held while the next batch is awaited (memory: batch_bytes)
-        progress.rows_read += count
-        ctx.report()
+    # One connection for the whole load: a batch costs no pool check-out and ping.
+    with ctx.local.connect() as conn, _asynchronous_commit(conn, postgres):
+        for count, key, values in batches:
+            with ctx.writing_on(conn):
+                writer_for(conn, target).insert(values)
+                save_checkpoint(conn, Checkpoint(spec.job, "full", position=key,
+                                                 load_cursor=load_cursor, staging=staging))
+            values = None  # not held while the next batch is awaited (memory: batch_bytes)
+            progress.rows_read += count
+            ctx.report()
+
+
+@contextmanager
+def _asynchronous_commit(conn: Connection, postgres: bool) -> Iterator[None]:
+    """PostgreSQL: the load's commits do not wait for the disk (a batch lost in a crash is
+    lost with its checkpoint: reloaded); the setting ends with the load."""
+    if not postgres:
+        yield
+        return
+    conn.exec_driver_sql("SET synchronous_commit = off")
+    conn.commit()
+    try:
+        yield
+    finally:
+        try:
+            conn.rollback()
+            conn.exec_driver_sql("RESET synchronous_commit")
+            conn.commit()
+        except Exception:  # noqa: BLE001  (a broken connection: never pooled again)
+            conn.invalidate()
 
 
 def copy_through(ctx: SyncContext) -> bool:
