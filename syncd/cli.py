@@ -260,10 +260,15 @@ def _run_now(ctx: Context, job: str, full_refresh: bool) -> None:
 
 
 def _has_table(state: SyncdState, name: str) -> bool:
+    """True if the local table exists; False when unknown (the run finds out and says)."""
     from sqlalchemy import inspect
+    from sqlalchemy.exc import DBAPIError
 
-    with state.engine.connect() as conn:
-        return bool(inspect(conn).has_table(name))
+    try:
+        with state.engine.connect() as conn:
+            return bool(inspect(conn).has_table(name))
+    except DBAPIError:
+        return False
 
 
 def _check_before_run(path: str, job: Any, local: str, unique_key: bool = True,
