@@ -27,7 +27,7 @@ from syncd.engine.drift import record_columns
 from syncd.engine.keys import is_duplicate_key, require_unique_key
 from syncd.engine.load import encode_copy, writer_for
 from syncd.engine.lookback import read_clock, start_auto
-from syncd.engine.memory import map_large_allocations
+from syncd.engine.memory import LARGE_VALUES, map_large_allocations
 from syncd.engine.queries import diff_counts, full_scan, max_cursor, row_count
 from syncd.engine.readers import (
     FIRST_FETCH,
@@ -51,7 +51,8 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
     spec, src, progress = ctx.spec, ctx.src, ctx.progress
     staging = staging_name(spec.target)
     progress.phase = "full"
-    map_large_allocations()  # memory: what a batch frees goes back to the system
+    if any((plan.source.dialect, plan.source.kind) in LARGE_VALUES for plan in ctx.plans):
+        map_large_allocations()  # memory: a batch's large values go back when freed
     if is_mysql(ctx.source):
         progress.reader = ctx.reader
     with ctx.writing() as conn:
