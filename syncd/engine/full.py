@@ -207,7 +207,9 @@ def _create_staging(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
         extra = _kept_columns(conn, ctx.spec.target, ctx.src)
         table = local_table(staging, ctx.plans, ctx.src.primary_key, extra)
         create_local_table(conn, table, ctx.plans)
-        if conn.dialect.name == "postgresql":  # its index is built once, after the load
+        if copy_through(ctx):  # PostgreSQL's own COPY text: the index is built once, after
+            # the load (rows converted in Python: maintained during the load, which overlaps
+            # the Python work, measured faster)
             quote = conn.dialect.identifier_preparer.quote
             conn.exec_driver_sql(f"ALTER TABLE {quote(staging)} DROP CONSTRAINT "
                                  f"{quote(pk_name(staging))}")
