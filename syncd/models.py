@@ -34,10 +34,15 @@ LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Stored as naive UTC, returned as aware UTC."""
+    """Stored as naive UTC (microseconds kept), returned as aware UTC."""
 
     impl = DateTime
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "mysql":  # plain DATETIME keeps whole seconds there
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is not None and value.tzinfo is not None:
@@ -93,6 +98,7 @@ class SyncRun(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # between attempts
     attempt_errors_json: Mapped[str | None] = mapped_column("attempt_errors", Text)
     waiting_for: Mapped[int | None] = mapped_column(BigInteger)  # queued behind this run
+    waiting_slot: Mapped[str | None] = mapped_column(String(100))  # queued: a source's slots
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_by: Mapped[str | None] = mapped_column(String(100))
     # Verify runs (trigger "verify"); NULL on sync runs.
@@ -127,6 +133,8 @@ class SyncRun(Base):
         if self.status == "queued":
             if self.waiting_for is not None:
                 return f"waiting for run #{self.waiting_for} to finish"
+            if self.waiting_slot is not None:
+                return f"waiting for a slot on source {self.waiting_slot}"
             return "waiting for a worker to take it"
         if self.status != "running":
             return None
@@ -208,6 +216,22 @@ class JobState(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     changed_by: Mapped[str | None] = mapped_column(String(100))
     changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class GroupTable(Base):
+    """A table a group job found at its source, and since when it is gone (if it is)."""
+
+    __tablename__ = "syncd_group_tables"
+
+    group_name: Mapped[str] = mapped_column(String(100))
+    table_name: Mapped[str] = mapped_column(String(200))
+    job: Mapped[str] = mapped_column(String(100))  # <group>.<table>
+    target: Mapped[str] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    missing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (PrimaryKeyConstraint("group_name", "table_name"),)
 
 
 class JobLease(Base):

@@ -207,9 +207,9 @@ def _create_staging(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
         extra = _kept_columns(conn, ctx.spec.target, ctx.src)
         table = local_table(staging, ctx.plans, ctx.src.primary_key, extra)
         create_local_table(conn, table, ctx.plans)
-        if copy_through(ctx):  # PostgreSQL's own COPY text: the index is built once, after
-            # the load (rows converted in Python: maintained during the load, which overlaps
-            # the Python work, measured faster)
+        if copy_through(ctx) and ctx.src.primary_key:
+            # PostgreSQL's own COPY text: the index is built once, after the load (rows
+            # converted in Python: kept during the load, which overlaps the Python work)
             quote = conn.dialect.identifier_preparer.quote
             conn.exec_driver_sql(f"ALTER TABLE {quote(staging)} DROP CONSTRAINT "
                                  f"{quote(pk_name(staging))}")
@@ -241,7 +241,9 @@ def _read_fast(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] | N
     read = select_list(src.cols(), ctx.plans)
     pk_index = [src.columns.index(name) for name in src.primary_key]
     key_plans = ctx.key_plans()
-    reader = fastread.Reader(fastread.connect_params(conn.connection.dbapi_connection))
+    params = fastread.connect_params(conn.connection.dbapi_connection)
+    conn.invalidate()  # closed, not pooled: the reader's connection is the run's only one
+    reader = fastread.Reader(params)
     try:
         limit = min(spec.batch_size, FIRST_FETCH)
         while True:
@@ -310,8 +312,11 @@ def _swap(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
     stage = local_table(staging, ctx.plans, src.primary_key)
     with ctx.writing() as conn:
         exists = inspect(conn).has_table(target_name)
-        if not exists:
+        if not exists or not src.primary_key:  # without a key, rows are replaced, not matched
             progress.rows_inserted += conn.execute(row_count(stage)).scalar_one()
+            if exists:
+                progress.rows_deleted += conn.execute(
+                    row_count(local_table(target_name, [], ()))).scalar_one()
         else:
             present = {c["name"] for c in inspect(conn).get_columns(target_name)}
             target = local_table(target_name, [p for p in ctx.plans if p.name in present],
@@ -340,9 +345,11 @@ def _swap_transactional(conn: Connection, staging: str, target: str, exists: boo
                         key: tuple[str, ...]) -> None:
     """PostgreSQL and SQLite: DDL is transactional, so drop + rename is atomic.
 
-    A PostgreSQL staging table gets its primary key here (one sorted index build)."""
+    A PostgreSQL staging table without its primary key gets it here (one sorted index
+    build); a table without a key (``keyless_full``) has none."""
     quote = conn.dialect.identifier_preparer.quote
-    if conn.dialect.name == "postgresql" and not conn.exec_driver_sql(
+    keyed = bool(key)
+    if conn.dialect.name == "postgresql" and keyed and not conn.exec_driver_sql(
             "SELECT 1 FROM pg_index WHERE indrelid = to_regclass(%s) AND indisprimary",
             (quote(staging),)).first():
         conn.exec_driver_sql(
@@ -351,7 +358,7 @@ def _swap_transactional(conn: Connection, staging: str, target: str, exists: boo
     if exists:
         conn.exec_driver_sql(f"DROP TABLE {quote(target)}")
     conn.exec_driver_sql(f"ALTER TABLE {quote(staging)} RENAME TO {quote(target)}")
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql" and keyed:
         conn.exec_driver_sql(
             f"ALTER TABLE {quote(target)} RENAME CONSTRAINT {quote(pk_name(staging))} "
             f"TO {quote(pk_name(target))}"

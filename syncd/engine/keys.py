@@ -45,7 +45,7 @@ def require_unique_key(spec: TableSync, source: Engine, src: SourceTable) -> Non
     """ConfigError if the job's key is not unique at the source (checked only when the
     source does not declare it unique)."""
     key = src.primary_key
-    if declared_unique(src.table, key):
+    if not key or declared_unique(src.table, key):  # no key: loaded in full, nothing keyed
         return
     with translated_errors(f"source table {spec.qualified_table}"), source.connect() as conn:
         found = conn.execute(duplicate_key_query(src.table, key)).first()
@@ -57,7 +57,7 @@ def require_unique_batch(spec: TableSync, source: Engine, src: SourceTable,
                          keys: Sequence[Sequence[Any]]) -> None:
     """ConfigError if one of ``keys`` (a batch's) is shared by two source rows."""
     key = src.primary_key
-    if not keys or declared_unique(src.table, key):
+    if not keys or not key or declared_unique(src.table, key):
         return
     query = duplicate_key_query(src.table, key).where(keys_in(src.table, key, keys))
     with translated_errors(f"source table {spec.qualified_table}"), source.connect() as conn:

@@ -79,7 +79,7 @@ def reflect_source(spec: TableSync, source: Engine) -> SourceTable:
         pk = tuple(spec.primary_key)
     else:
         pk = tuple(c.name for c in table.primary_key.columns)
-        if not pk:
+        if not pk and not spec.keyless_full:
             raise ConfigError(
                 f"source table {spec.qualified_table} has no primary key: "
                 'set "primary_key" to columns that identify a row'
@@ -119,7 +119,8 @@ def check_reflected(spec: TableSync, src: SourceTable,
     if local is not None:
         plan_columns(src, local, spec)
     warnings = []
-    if src.cursor:  # the indexes as reflected with the table
+    if src.cursor and src.primary_key:  # without a key, every run is a full load
+        # the indexes as reflected with the table
         leading = {next(iter(idx.columns)).name for idx in src.table.indexes if idx.columns}
         leading |= {src.primary_key[0]} if src.primary_key[0] == src.cursor else set()
         if src.cursor not in leading:
@@ -143,6 +144,8 @@ def local_table(name: str, plans: Sequence[ColumnPlan], primary_key: Sequence[st
         Column(p.name, Verbatim(p.ddl), nullable=p.name not in primary_key) for p in plans]
     for col in extra:
         columns.append(Column(col.name, col.type, nullable=True))
+    if not primary_key:  # a keyless table (loaded in full at every run)
+        return Table(name, MetaData(), *columns)
     return Table(name, MetaData(), *columns, PrimaryKeyConstraint(*primary_key,
                                                                     name=pk_name(name)))
 
