@@ -62,7 +62,7 @@ class Figure:
 
 
 def run_pipeline(commands: Sequence[Sequence[str]], env: dict[str, str] | None = None,
-                 stdin_path: str | None = None) -> Sample:
+                 stdin_path: str | None = None, cwd: str | None = None) -> Sample:
     """Run commands connected by pipes; wall time and the largest peak RSS of them."""
     started = time.perf_counter()
     procs: list[subprocess.Popen[bytes]] = []
@@ -71,7 +71,7 @@ def run_pipeline(commands: Sequence[Sequence[str]], env: dict[str, str] | None =
         prev = stdin
         for i, cmd in enumerate(commands):
             last = i == len(commands) - 1
-            proc = subprocess.Popen(cmd, env=env, stdin=prev,
+            proc = subprocess.Popen(cmd, env=env, stdin=prev, cwd=cwd,
                                     stdout=subprocess.DEVNULL if last else subprocess.PIPE,
                                     stderr=subprocess.PIPE)
             if prev is not None and prev is not stdin:

@@ -58,6 +58,7 @@ class Env:
     peer: str
     dlt_python: Path | None = None
     pgloader: bool = False
+    baseline: Path | None = None  # another checkout: its syncd runs the "[baseline]" cases
 
     def locals(self) -> dict[str, str]:
         return {"postgresql": PG + self.local, "mariadb": MY + self.local,
@@ -114,20 +115,34 @@ mode = "full"
 """
 
 
-def syncd_env(env: Env, local: str, reader: str = "auto") -> dict[str, str]:
+BASELINE = " [baseline]"
+
+
+def baseline_of(fig: Figure) -> Figure:
+    """The same syncd case, run by the syncd of ``--baseline``."""
+    return Figure(fig.name + BASELINE, fig.group, fig.pair, fig.rows)
+
+
+def syncd_env(env: Env, local: str, reader: str = "auto", baseline: bool = False,
+              ) -> dict[str, str]:
     jobs = env.work / "jobs.toml"
     if not jobs.exists():
         jobs.write_text(JOBS.format(my=MY + env.src, pg=PG + env.pgsrc))
     out = {k: v for k, v in os.environ.items() if not k.startswith(("SYNCD_", "CELERY_"))}
     out.update(SYNCD_DATABASE_URL=env.locals()[local], SYNCD_JOBS_FILE=str(jobs),
                SYNCD_VAR_DIR=str(env.work / f"var-{local}"), SYNCD_MYSQL_READER=reader)
+    if baseline and env.baseline:
+        out["PYTHONPATH"] = str(env.baseline)
     return out
 
 
-def syncd_run(env: Env, local: str, job: str, *args: str, reader: str = "auto") -> Sample:
+def syncd_run(env: Env, local: str, job: str, *args: str, reader: str = "auto",
+              baseline: bool = False) -> Sample:
     """`syncd run`: the run's own duration, the process's wall time and peak RSS."""
-    environ = syncd_env(env, local, reader)
-    sample = run_pipeline([[sys.executable, "-m", "syncd", "run", job, *args]], env=environ)
+    environ = syncd_env(env, local, reader, baseline)
+    command = [sys.executable, "-m", "syncd", "run", job, *args]
+    sample = run_pipeline([command], env=environ,
+                          cwd=str(env.baseline) if baseline and env.baseline else None)
     started, finished, status, error = _last_run(env.locals()[local])
     if status != "succeeded":
         raise RuntimeError(f"syncd run {job}: {status}: {error}")
@@ -159,13 +174,24 @@ def _parse(value: str):  # type: ignore[no-untyped-def]
     return datetime.fromisoformat(value)
 
 
-def prepare_syncd(env: Env) -> None:
-    """Migrations in every local database; the tables incremental and reconcile start from."""
+def prepare_syncd(env: Env, names: set[str]) -> None:
+    """Migrations in every local database; the tables incremental and reconcile start from
+    (those of the cases in ``names``). syncd's bytecode is compiled first, as pip does
+    when it installs syncd (an editable install under PYTHONDONTWRITEBYTECODE would
+    compile every module again at every start)."""
+    for root in (Path(__file__).resolve().parent.parent, env.baseline):
+        if root is not None:
+            subprocess.run([sys.executable, "-m", "compileall", "-q", str(root / "syncd"),
+                            str(root / "config.py")], check=True, capture_output=True)
     for local in env.locals():
         subprocess.run([sys.executable, "-m", "syncd", "db", "upgrade"],
                        env=syncd_env(env, local), check=True, capture_output=True)
-    for job in ("my_orders", "my_orders4m", "my_orders_reconcile"):
-        syncd_run(env, "postgresql", job)
+    n = env.rows
+    for job, case in (("my_orders", f"syncd incremental, 1,000 changed of {n:,}"),
+                      ("my_orders4m", f"syncd incremental, 1,000 changed of {4 * n:,}"),
+                      ("my_orders_reconcile", f"syncd reconcile, 1,000 deleted of {n:,}")):
+        if case in names:
+            syncd_run(env, "postgresql", job)
 
 
 def all_cases(env: Env, peers: bool) -> list[Figure]:
@@ -180,12 +206,10 @@ def all_cases(env: Env, peers: bool) -> list[Figure]:
             Figure("mariadb --batch | psql COPY", "peer", "mariadb->postgresql", n),
             Figure("pg_dump | psql", "peer", "postgresql->postgresql", n),
             Figure("mariadb-dump | mariadb", "peer", "mariadb->mariadb", n),
-            Figure("pgloader", "peer", "mariadb->postgresql", n,
-                   skipped="" if env.pgloader else "not installed"),
-            Figure("dlt sql_database, default backend", "peer", "mariadb->postgresql", n,
-                   skipped="" if env.dlt_python else "not installed"),
+            Figure("pgloader", "peer", "mariadb->postgresql", n),
+            Figure("dlt sql_database, default backend", "peer", "mariadb->postgresql", n),
             Figure("dlt sql_database, connectorx, no compression", "peer",
-                   "mariadb->postgresql", n, skipped="" if env.dlt_python else "not installed"),
+                   "mariadb->postgresql", n),
             Figure("SQLAlchemy Core upsert loop", "peer", "mariadb->postgresql",
                    min(n, SQLA_ROWS)),
         ]
@@ -268,20 +292,21 @@ def measure(env: Env, fig: Figure, round_no: int) -> Sample:
 
 def _syncd_case(env: Env, fig: Figure, round_no: int) -> Sample:
     source, local = fig.pair.split("->")
-    name = fig.name
+    baseline = fig.name.endswith(BASELINE)
+    name = fig.name.removesuffix(BASELINE)
     if "incremental" in name:
         table, job = ("orders4m", "my_orders4m") if "4," in name or "4m" in name else \
             ("orders", "my_orders")
         execute(MY + env.src, f"UPDATE {table} SET qty = qty + 1, updated_at = NOW(6) "
                               f"WHERE id BETWEEN {round_no * 2000} AND {round_no * 2000 + 999}")
-        sample = syncd_run(env, local, job)
+        sample = syncd_run(env, local, job, baseline=baseline)
         _expect(env, local, "rows_updated", 1000)
         return sample
     if "reconcile" in name:
-        first = env.rows // 2 + round_no * 2000
+        first = env.rows // 2 + round_no * 2000 + (1000 if baseline else 0)  # rows of its own
         execute(MY + env.src, f"DELETE FROM orders WHERE id BETWEEN {first} AND {first + 999}")
         try:
-            sample = syncd_run(env, local, "my_orders_reconcile")
+            sample = syncd_run(env, local, "my_orders_reconcile", baseline=baseline)
             _expect(env, local, "rows_deleted", 1000)
         finally:
             execute(MY + env.src, orders_insert("orders", first, first + 999))
@@ -298,7 +323,7 @@ def _syncd_case(env: Env, fig: Figure, round_no: int) -> Sample:
     target = {"my_wide": "wide", "my_blobs": "blobs", "pg_orders": "pg_orders"}.get(job,
                                                                                   "orders")
     _drop_local(env, local, target)
-    return syncd_run(env, local, job, "--full-refresh", reader=reader)
+    return syncd_run(env, local, job, "--full-refresh", reader=reader, baseline=baseline)
 
 
 def _expect(env: Env, local: str, column: str, value: int) -> None:

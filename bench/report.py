@@ -44,7 +44,8 @@ def _ratio(target: str, fig: Figure | None, other: Figure | None, at_least: floa
 
 
 def targets(figures: list[Figure]) -> list[Target]:
-    """Every target of the issue, measured or not."""
+    """Every target of the issue, measured or not (``[baseline]`` cases aside)."""
+    figures = [f for f in figures if not f.name.endswith(" [baseline]")]
     my_pg = "mariadb->postgresql"
     pymysql = _find(figures, "syncd full load (PyMySQL)", my_pg)
     fast = _find(figures, "syncd full load (fast reader)", my_pg)
@@ -140,11 +141,12 @@ def markdown(figures: list[Figure], results: list[Target], meta: dict[str, objec
 
 
 def write_results(folder: Path, figures: list[Figure], results: list[Target],
-                  meta: dict[str, object], quick: bool = False) -> str:
-    """bench/results/latest.md and latest.json (quick runs: quick.md, quick.json)."""
+                  meta: dict[str, object], quick: bool = False, partial: bool = False) -> str:
+    """bench/results/latest.md and latest.json (quick runs: quick.md, quick.json; runs of
+    some cases or against a baseline: partial.md, partial.json)."""
     folder.mkdir(exist_ok=True)
     md = markdown(figures, results, meta)
-    stem = "quick" if quick else "latest"
+    stem = "partial" if partial else "quick" if quick else "latest"
     (folder / f"{stem}.md").write_text(md)
     data = {
         "meta": meta,

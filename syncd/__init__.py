@@ -29,6 +29,10 @@ class SyncdState:
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
         self.keeper = JobsKeeper(config.SYNCD_JOBS_FILE, config.ENVIRON, self.engine,
                                  self.sessions)
+        # Source engines this process keeps open, by URL (`syncd run`: the engine that
+        # checked the job serves its run); whoever adds one disposes of it.
+        self.sources: dict[str, Engine] = {}
+        self.keys_checked: set[str] = set()  # jobs whose source key was just checked
 
     def jobs(self) -> JobsFile:
         """The jobs in force (the jobs file is read anew each call: edits take effect).

@@ -24,6 +24,7 @@ from syncd.engine.errors import ConfigError, SourceRefused, SourceUnavailable, o
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED, EXIT_UNREACHABLE = 1, 2, 3, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+QUICK_EXIT: list[Any] = []  # what `syncd run` closes before it ends the process at once
 # What SQLite, PostgreSQL and MySQL say about a syncd table or column that is not there.
 MISSING_TABLES = re.compile(
     r"no such (?:table|column): syncd_|relation \"syncd_\w+\" does not exist|"
@@ -36,7 +37,9 @@ class Context:
 
     def __init__(self) -> None:
         self._app: Any = None
+        self._state: SyncdState | None = None
         self.web = True  # False: a command that needs no web pages (faster start)
+        self.bare = False  # True: a command that needs neither Flask nor Celery (`run`)
 
     @property
     def app(self) -> Any:
@@ -46,7 +49,15 @@ class Context:
 
     @property
     def state(self) -> SyncdState:
-        return get_state(self.app)
+        if self._state is None:
+            self._state = self._bare_state() if self.bare else get_state(self.app)
+        return self._state
+
+    @staticmethod
+    def _bare_state() -> SyncdState:
+        from config import Config
+
+        return SyncdState(Config())
 
 
 pass_ctx = click.make_pass_decorator(Context, ensure=True)
@@ -225,8 +236,9 @@ def _run_now(ctx: Context, job: str, full_refresh: bool, processes: int = 1) -> 
     from syncd.retry import LocalUnavailable
     from syncd.runner import RunRequest, describe, run_job
 
-    ctx.web = False
+    ctx.bare = True  # a run in this process: no web app, no broker
     state = ctx.state
+    QUICK_EXIT.append(state.engine)
     jobs = load_jobs_or_exit(state)
     if job in jobs.groups:
         from syncd.cli_groups import run_group
@@ -236,7 +248,13 @@ def _run_now(ctx: Context, job: str, full_refresh: bool, processes: int = 1) -> 
         jobs.job(job)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
-    _check_before_run(jobs.path, jobs.job(job), ctx.state.engine.dialect.name)
+    spec = jobs.job(job)
+    creates = full_refresh or not _has_table(state, spec.target)
+    checked = _check_before_run(jobs.path, spec, state.engine.dialect.name,
+                                unique_key=creates, keep=state.sources)
+    QUICK_EXIT.extend(state.sources.values())
+    if creates and checked:  # the whole table was just grouped by the job's key: not again
+        state.keys_checked.add(spec.name)
     request = RunRequest(job=job, trigger="cli", full_refresh=full_refresh, started_by="cli",
                          split_workers=processes)
     ctrl_c = CtrlC()
@@ -258,11 +276,29 @@ def _run_now(ctx: Context, job: str, full_refresh: bool, processes: int = 1) -> 
         sys.exit(EXIT_FAILED)
 
 
-def _check_before_run(path: str, job: Any, local: str) -> None:
+def _has_table(state: SyncdState, name: str) -> bool:
+    """True if the local table exists; False when unknown (the run finds out and says)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with state.engine.connect() as conn:
+            return bool(inspect(conn).has_table(name))
+    except DBAPIError:
+        return False
+
+
+def _check_before_run(path: str, job: Any, local: str, unique_key: bool = True,
+                      keep: dict[str, Any] | None = None) -> bool:
     """Exit 2, writing nothing, if the job's table, columns or key are wrong at the source.
 
     A source that cannot be reached or refuses the connection is not decided here: the
-    run records it (an unreachable one after its retries) and exits 1.
+    run records it (an unreachable one after its retries) and exits 1. ``unique_key``
+    False: a key the source does not declare unique is left to the run, which checks
+    the rows it reads (the whole table is grouped only before a run creates the table).
+    ``keep``: where the source engine is kept for the run when the check passed (its
+    connection and what it learned of the source are used again). True if the job
+    was checked (False: the source could not be asked, or the table is skipped).
     """
     from syncd.engine.checks import check_job, open_source, reach
 
@@ -271,6 +307,7 @@ def _check_before_run(path: str, job: Any, local: str) -> None:
         engine = open_source(job.source.url)
     except ConfigError as exc:
         fail(f"{where}: {exc}", EXIT_CONFIG)
+    kept = False
     try:
         try:
             reach(engine)
@@ -283,14 +320,20 @@ def _check_before_run(path: str, job: Any, local: str) -> None:
             try:
                 job = resolve_at_source(job, engine)
             except TableSkipped:
-                return  # the run records it skipped
-        check_job(job.table_sync(), engine, local)
+                return False  # the run records it skipped
+        check_job(job.table_sync(), engine, local, unique_key=unique_key)
+        if keep is not None:
+            keep[job.source.url] = engine
+            kept = True
+        return True
     except (SourceUnavailable, SourceRefused):
-        pass
+        return False
     except ConfigError as exc:
         fail(f'{path}: job "{job.name}": {exc}', EXIT_CONFIG)
+        return False
     finally:
-        engine.dispose()
+        if not kept:
+            engine.dispose()
 
 
 @cli.command()
@@ -436,7 +479,12 @@ def main() -> None:
     from syncd.engine.urls import BadURL
 
     try:
-        cli(prog_name="syncd")
+        try:
+            cli(prog_name="syncd")
+        except SystemExit as done:
+            if QUICK_EXIT and sys.getprofile() is None and sys.gettrace() is None:
+                quick_exit(done.code)  # (a profiler or debugger gets its normal exit)
+            raise
     except BadURL as exc:  # SYNCD_DATABASE_URL: the message names it
         fail(str(exc), EXIT_CONFIG)
     except DBAPIError as exc:
@@ -450,6 +498,24 @@ def main() -> None:
             fail(f"local database {where} refused the connection: {explained(exc)}",
                  EXIT_CONFIG)
         fail(f"local database {where}: {explained(exc)}", EXIT_CONFIG)
+
+
+def quick_exit(code: Any) -> None:
+    """End the process at once, once a run is recorded and said: close the databases'
+    connections, run the exit handlers, flush the output, then skip the interpreter's
+    teardown of every module (a large share of a short run's time)."""
+    import atexit
+    import os
+
+    for engine in QUICK_EXIT:
+        engine.dispose()
+    atexit._run_exitfuncs()
+    if code is not None and not isinstance(code, int):
+        click.echo(code, err=True)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 def local_database() -> str:

@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from celery.schedules import crontab
-
 from syncd.engine.errors import ConfigError, cut, shown
 from syncd.engine.spec import TableSync
 from syncd.engine.urls import BadURL, database_url, masked, masked_if_parsed
@@ -76,7 +74,7 @@ class Schedule:
         """The object Celery beat expects: a timedelta or a crontab."""
         if self.interval is not None:
             return self.interval
-        return crontab.from_string(self.cron or "")
+        return _crontab(self.cron or "")
 
     def next_after(self, when: datetime) -> datetime:
         """Next fire time after ``when`` (aware, UTC); for a cron, never before now."""
@@ -84,7 +82,7 @@ class Schedule:
             return when + self.interval
         # remaining_estimate() measures from the current time, not from ``when``.
         now = datetime.now(UTC)
-        return now + crontab.from_string(self.cron or "").remaining_estimate(when)
+        return now + _crontab(self.cron or "").remaining_estimate(when)
 
     def period(self, now: datetime) -> timedelta:
         """The time between two runs around ``now``."""
@@ -223,6 +221,13 @@ def parse_duration(text: str, where: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def _crontab(text: str) -> Any:
+    """Celery's crontab of a 5-field expression (Celery imported only for a cron schedule)."""
+    from celery.schedules import crontab
+
+    return crontab.from_string(text)
+
+
 def parse_schedule(text: Any, where: str) -> Schedule:
     """Parse an interval ("30s") or a 5-field cron expression."""
     if not isinstance(text, str) or not text.strip():
@@ -240,7 +245,7 @@ def parse_schedule(text: Any, where: str) -> Schedule:
             "nor a 5-field cron expression (minute hour day month weekday)"
         )
     try:
-        crontab.from_string(" ".join(fields))
+        _crontab(" ".join(fields))
     except Exception as exc:  # noqa: BLE001  (Celery's parser raises ParseException, ValueError...)
         raise ConfigError(f"{where}: bad cron expression {shown(text)}: {cut(str(exc))}") from exc
     return Schedule(text=text, cron=" ".join(fields))

@@ -114,6 +114,7 @@ class JobsKeeper:
         self.sessions = sessions
         self._recorded: GoodFile | None = None  # the version this process saw recorded
         self._parsed: tuple[str, JobsFile] | None = None  # (sha256, jobs) of a stored version
+        self._current: tuple[str, JobsFile] | None = None  # (sha256, jobs) of the file
         self._reported: str | None = None  # the last rejection logged
 
     def current(self) -> JobsInForce:
@@ -121,7 +122,11 @@ class JobsKeeper:
         try:
             text = read_jobs_text(self.path)
             digest = file_hash(text)
-            jobs = parse_jobs_text(text, str(self.path), self.environ)
+            if self._current is not None and self._current[0] == digest:
+                jobs = self._current[1]  # the same text: parsed once
+            else:
+                jobs = parse_jobs_text(text, str(self.path), self.environ)
+                self._current = (digest, jobs)
         except ConfigError as exc:
             return self._last_good(str(exc))
         self._reported = None

@@ -372,7 +372,8 @@ def _execute(state: SyncdState, spec: JobSpec, run: SyncRun, request: RunRequest
 def _sync(spec: JobSpec, state: SyncdState, full_refresh: bool, progress: Progress,
           recorder: _Recorder, fence: JobFence, split_workers: int = 0) -> SyncResult:
     """One attempt: reach the source (naming it in any error), then sync the table."""
-    source = connect_source(spec.source.url)
+    kept = state.sources.get(spec.source.url)
+    source = kept or connect_source(spec.source.url)
     try:
         where = f'source "{spec.source.name}" ({spec.source.masked_url})'
         try:
@@ -385,9 +386,11 @@ def _sync(spec: JobSpec, state: SyncdState, full_refresh: bool, progress: Progre
                     split_workers)
         return sync_table(spec.table_sync(), source, state.engine, full_refresh=full_refresh,
                           progress=progress, on_progress=recorder, guard=fence,
-                          mysql_reader=str(state.config.SYNCD_MYSQL_READER))
+                          mysql_reader=str(state.config.SYNCD_MYSQL_READER),
+                          key_checked=spec.name in state.keys_checked)
     finally:
-        source.dispose()
+        if kept is None:
+            source.dispose()
 
 
 def _sleep_unless_cancelled(seconds: float, cancelled: CancelCheck) -> str | None:

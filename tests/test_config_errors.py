@@ -162,3 +162,25 @@ def test_key_that_stops_being_unique_fails_the_run_instead_of_collapsing_rows(da
     assert later.error.startswith('field "primary_key": (qty) does not identify a row of '
                                   'source table "items": 2 rows have qty = 7')
     assert table_rows(local, "items", key="qty") == before
+
+
+@pytest.mark.parametrize("local_kind", ["postgres", "mysql", "sqlite"])
+def test_full_load_of_a_key_that_is_not_unique_fails_and_leaves_no_local_table(
+        databases, tmp_path, local_kind):
+    # A scheduled run (no check before it): the staging table's own key refuses the
+    # second row, and the run names the shared key as `syncd check` would.
+    source, local = databases.mysql(), databases.make(local_kind)
+    create_items(source, [5, 7, 9, 7])
+    state = make_state(tmp_path, local, jobs_toml(source, table="items", primary_key=["qty"],
+                                                  batch_size=2))
+
+    failed = run(state)
+
+    assert failed.status == "failed"
+    assert failed.error.startswith('field "primary_key": (qty) does not identify a row of '
+                                   'source table "items": 2 rows have qty = 7'), failed.error
+    engine = sa.create_engine(local, poolclass=sa.pool.NullPool)
+    try:
+        assert not sa.inspect(engine).has_table("items")
+    finally:
+        engine.dispose()

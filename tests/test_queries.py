@@ -68,6 +68,26 @@ def test_count_keys_writes_integer_keys_as_literals_and_binds_the_rest():
     assert "DROP" not in str(texts) and "%s" in str(texts)
 
 
+def test_count_keys_counts_runs_of_integer_keys_exactly(tmp_path):
+    # Runs of consecutive keys become BETWEEN ranges: they must count exactly the keys
+    # asked about, not the table's other keys inside or around the ranges.
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'keys.sqlite'}")
+    table = sa.Table("t", sa.MetaData(), sa.Column("id", sa.BigInteger, primary_key=True))
+    present = [k for k in range(1, 101) if k not in (50, 51)] + [200, 202, 300]
+    asked = [(k,) for k in [*range(1, 121), 200, 201, 202, 299, 301, 9, 400]]
+    asked = sorted(set(asked))
+    with engine.begin() as conn:
+        table.create(conn)
+        conn.execute(table.insert(), [{"id": k} for k in present])
+        query = count_keys(table, ["id"], asked)
+        counted = conn.execute(query).scalar_one()
+    engine.dispose()
+    assert counted == len(set(present) & {k for (k,) in asked}) == 100
+    text = str(query.compile(dialect=mysql.dialect()))
+    assert "BETWEEN 1 AND 120" in text and "BETWEEN 200 AND 202" in text
+    assert "IN (299, 301, 400)" in text
+
+
 def test_engine_imports_no_framework():
     code = ("import sys, syncd.engine, syncd.engine.sync, syncd.engine.load;"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('flask', 'celery', 'kombu')"

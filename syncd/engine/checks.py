@@ -22,7 +22,7 @@ from syncd.engine.errors import (
     shown,
 )
 from syncd.engine.keys import require_unique_key
-from syncd.engine.schema import check_table, reflect_source
+from syncd.engine.schema import check_reflected, reflect_source
 from syncd.engine.spec import TableSync
 
 
@@ -57,12 +57,18 @@ def reach(source: Engine) -> None:
                           ) from exc
 
 
-def check_job(spec: TableSync, source: Engine, local: str | None = None) -> list[str]:
+def check_job(spec: TableSync, source: Engine, local: str | None = None,
+              unique_key: bool = True) -> list[str]:
     """Check the job's table, key and cursor at the source, and (given the ``local``
-    database's dialect) that the type map takes every column; returns warnings."""
+    database's dialect) that the type map takes every column; returns warnings.
+
+    ``unique_key`` False: a key the source does not declare unique is not checked
+    here (a run checks the rows it reads: see ``engine.keys``)."""
     try:
-        warnings = check_table(spec, source, local)
-        require_unique_key(spec, source, reflect_source(spec, source))
+        src = reflect_source(spec, source)
+        warnings = check_reflected(spec, src, local)
+        if unique_key:
+            require_unique_key(spec, source, src)
     except (ConfigError, SourceUnavailable):
         raise
     except SyncError as exc:  # the source rejected the table's name

@@ -46,6 +46,14 @@ class SyncContext:
                 self.guard(conn)
             yield conn
 
+    @contextmanager
+    def writing_on(self, conn: Connection) -> Iterator[Connection]:
+        """``writing`` on a connection the caller holds (one transaction on it)."""
+        with conn.begin():
+            if self.guard is not None:
+                self.guard(conn)
+            yield conn
+
     def target(self, table: str | None = None) -> Target:
         """What a writer needs to know of the local table (default: the job's target)."""
         return Target(

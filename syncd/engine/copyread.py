@@ -10,54 +10,79 @@ decoded, for its key (the checkpoint).
 
 from __future__ import annotations
 
+import fcntl
+import os
 import queue
 import threading
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import Column, ColumnElement, Connection, Select
 
 from syncd.engine.load import CopyData, decode_copy_line
-from syncd.engine.readers import compile_query
+from syncd.engine.readers import compile_query, select_list
+from syncd.engine.typemap import ColumnPlan
+
+CHUNK = 1 << 20  # bytes moved through the pipe at a time
+AHEAD = 2  # batches cut and waiting while one is written
+_DONE = object()
+# Types whose cast to text is their output function: COPY writes the same text as
+# ``::text`` does, so a column of one of them copied into the same type is selected bare.
+SAME_TEXT = frozenset({"int2", "int4", "int8", "numeric", "float4", "float8", "text",
+                       "varchar", "date", "timestamp", "timestamptz", "uuid"})
 
 
-class _Stop(Exception):
-    """Raised into psycopg2's COPY by the sink: the consumer stopped reading."""
+def copy_select_list(columns: Sequence[Column[Any]], plans: Sequence[ColumnPlan],
+                     ) -> list[ColumnElement[Any]]:
+    """``readers.select_list`` for COPY: no cast where COPY writes that text anyway (the
+    casts cost the source about a third of the COPY)."""
+    listed = select_list(columns, plans)
+    return [col if plan.read == "text" and plan.source.kind in SAME_TEXT
+            and plan.ddl == plan.source.spelling and plan.convert is None else expr
+            for col, plan, expr in zip(columns, plans, listed)]
+_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
-class _Sink:
-    """The file psycopg2 writes COPY rows into; hands out batches through a queue."""
+class _Batcher:
+    """Cuts a stream of COPY text into batches of whole lines: at most ``batch_size``
+    rows, ending at the line that reaches ``max_bytes``."""
 
-    def __init__(self, slots: queue.Queue[Any], batch_size: int, max_bytes: int | None,
-                 stop: threading.Event) -> None:
-        self.slots, self.batch_size, self.max_bytes, self.stop = slots, batch_size, \
-            max_bytes, stop
-        self.lines: list[bytes] = []
-        self.size = 0
+    def __init__(self, batch_size: int, max_bytes: int | None) -> None:
+        self.batch_size, self.max_bytes = batch_size, max_bytes or 0
+        self.parts: list[bytes] = []
+        self.rows = self.size = 0
+        self.tail = b""  # a line not yet complete
 
-    def write(self, data: bytes) -> int:
-        if self.stop.is_set():
-            raise _Stop()
-        self.lines.append(data)
-        self.size += len(data)
-        if len(self.lines) >= self.batch_size or (self.max_bytes and
-                                                  self.size >= self.max_bytes):
-            self.flush_batch(last=False)
-        return len(data)
+    def feed(self, chunk: bytes) -> Iterator[tuple[bytes, int, bool]]:
+        """The batches completed by ``chunk``: (text, rows, ended at max_bytes)."""
+        data = self.tail + chunk if self.tail else chunk
+        end = data.rfind(b"\n") + 1
+        self.tail = data[end:]
+        pos = 0
+        while pos < end:
+            want = self.batch_size - self.rows
+            stop, rows = end, data.count(b"\n", pos, end)
+            if rows >= want:  # the batch's last row is in this chunk
+                stop, rows = end - len(data[pos:end].split(b"\n", want)[-1]), want
+            if self.max_bytes and self.size + stop - pos >= self.max_bytes:
+                # the batch ends with the line that reaches max_bytes
+                stop = data.find(b"\n", pos + max(self.max_bytes - self.size - 1, 0)) + 1
+                rows = data.count(b"\n", pos, stop)
+            self.parts.append(data[pos:stop])
+            self.rows += rows
+            self.size += stop - pos
+            pos = stop
+            if self.rows >= self.batch_size or self.max_bytes and self.size >= self.max_bytes:
+                yield self.take(cut=self.rows < self.batch_size)
 
-    def flush_batch(self, last: bool) -> None:
-        if self.lines:
-            cut = not last and len(self.lines) < self.batch_size
-            item = (CopyData(b"".join(self.lines), "text", len(self.lines)), self.lines[-1],
-                    cut)
-            self.lines, self.size = [], 0
-            while not self.stop.is_set():
-                try:
-                    self.slots.put(item, timeout=0.5)
-                    return
-                except queue.Full:
-                    continue
-            raise _Stop()
+    def take(self, cut: bool) -> tuple[bytes, int, bool]:
+        text, rows = b"".join(self.parts), self.rows
+        self.parts, self.rows, self.size = [], 0, 0
+        return text, rows, cut
+
+
+def _last_line(text: bytes) -> bytes:
+    return text[text.rfind(b"\n", 0, len(text) - 1) + 1:]
 
 
 def copy_batches(conn: Connection, query: Select[Any], batch_size: int,
@@ -65,48 +90,84 @@ def copy_batches(conn: Connection, query: Select[Any], batch_size: int,
                  ) -> Generator[tuple[CopyData, list[str | None], bool], None, None]:
     """Yield (batch as COPY text, its last row's values as text, ended at max_bytes).
 
-    A thread runs the COPY; stopping early aborts it and drops the connection.
+    A thread runs the COPY into a pipe (psycopg2 writes each row to a C-level buffered
+    file: no Python work per row); a second thread reads the pipe a megabyte at a time
+    and cuts batches, AHEAD of them at most, so the source keeps sending while a batch
+    is written and committed. Stopping early aborts the COPY and drops the connection.
     """
     sql, args = compile_query(conn, query)
     raw: Any = conn.connection.dbapi_connection
     cursor = raw.cursor()
     statement = f"COPY ({cursor.mogrify(sql, args).decode()}) TO STDOUT"
-    slots: queue.Queue[Any] = queue.Queue(maxsize=2)
+    read_fd, write_fd = os.pipe()
+    try:
+        fcntl.fcntl(write_fd, _SETPIPE_SZ, CHUNK)
+    except OSError:  # a smaller pipe only means more switches
+        pass
+    sink = open(write_fd, "wb", buffering=CHUNK)  # noqa: SIM115  (closed by the thread)
+    failed: list[BaseException] = []
+    slots: queue.Queue[Any] = queue.Queue(maxsize=AHEAD)
     stop = threading.Event()
-    done = object()
-    sink = _Sink(slots, batch_size, max_bytes, stop)
 
     def produce() -> None:
         try:
-            cursor.copy_expert(statement, sink, size=1 << 20)
-            sink.flush_batch(last=True)
-            slots.put(done)
-        except _Stop:
-            pass
+            cursor.copy_expert(statement, sink, size=CHUNK)
+            sink.flush()
         except BaseException as exc:  # noqa: BLE001  (handed to the consumer)
-            slots.put(exc)
+            failed.append(exc)
+        finally:
+            try:
+                sink.close()
+            except OSError:  # the reader closed the pipe: what was buffered is not wanted
+                pass
 
-    thread = threading.Thread(target=produce, name="syncd-copy-out", daemon=True)
-    thread.start()
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def cut_batches() -> None:
+        batcher = _Batcher(batch_size, max_bytes)
+        try:
+            while chunk := os.read(read_fd, CHUNK):
+                for batch in batcher.feed(chunk):
+                    if not put(batch):
+                        return
+            if batcher.rows:
+                put(batcher.take(cut=False))
+            put(_DONE)
+        except BaseException as exc:  # noqa: BLE001  (handed to the consumer)
+            put(exc)
+        finally:
+            os.close(read_fd)  # a COPY still writing fails on the closed pipe and ends
+
+    threads = [threading.Thread(target=produce, name="syncd-copy-out", daemon=True),
+               threading.Thread(target=cut_batches, name="syncd-copy-cut", daemon=True)]
+    for thread in threads:
+        thread.start()
     finished = False
     try:
-        while True:
-            item = slots.get()
-            if item is done:
-                finished = True
-                return
+        while (item := slots.get()) is not _DONE:
             if isinstance(item, BaseException):
-                finished = True
                 raise item
-            data, last, cut = item
-            yield data, decode_copy_line(last), cut
+            text, rows, cut = item
+            yield CopyData(text, "text", rows), decode_copy_line(_last_line(text)), cut
+        threads[0].join()
+        finished = True
+        if failed:
+            raise failed[0]
     finally:
         stop.set()
-        while thread.is_alive():
+        while threads[1].is_alive():
             try:
                 slots.get(timeout=0.1)
             except queue.Empty:
                 pass
+        threads[0].join()
         cursor.close()
         if not finished:  # the COPY was aborted half-way: the connection is not reusable
             conn.invalidate()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Column, Connection, Table, inspect
@@ -21,10 +22,12 @@ from syncd.engine.checkpoint import Checkpoint, clear_checkpoint, save_checkpoin
 from syncd.engine.connect import is_mysql, translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
-from syncd.engine.copyread import copy_batches, key_of
+from syncd.engine.copyread import copy_batches, copy_select_list, key_of
 from syncd.engine.drift import record_columns
+from syncd.engine.keys import is_duplicate_key, require_unique_key
 from syncd.engine.load import encode_copy, writer_for
 from syncd.engine.lookback import read_clock, start_auto
+from syncd.engine.memory import LARGE_VALUES, map_large_allocations
 from syncd.engine.queries import diff_counts, full_scan, max_cursor, row_count
 from syncd.engine.readers import (
     FIRST_FETCH,
@@ -48,6 +51,8 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
     spec, src, progress = ctx.spec, ctx.src, ctx.progress
     staging = staging_name(spec.target)
     progress.phase = "full"
+    if any((plan.source.dialect, plan.source.kind) in LARGE_VALUES for plan in ctx.plans):
+        map_large_allocations()  # memory: a batch's large values go back when freed
     if is_mysql(ctx.source):
         progress.reader = ctx.reader
     with ctx.writing() as conn:
@@ -67,8 +72,13 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
         save_checkpoint(conn, Checkpoint(spec.job, "full", position=key,
                                          load_cursor=load_cursor, staging=staging))
 
-    load_batches(ctx, staging, position, checkpoint)
-    _swap(ctx, staging, load_cursor)
+    try:
+        load_batches(ctx, staging, position, checkpoint)
+        _swap(ctx, staging, load_cursor)
+    except Exception as exc:
+        if is_duplicate_key(exc, ctx.local):  # the staging table's key refused a row
+            require_unique_key(spec, ctx.source, src)  # raises, naming the shared key
+        raise
 
 
 def load_batches(ctx: SyncContext, staging: str, position: tuple[Any, ...] | None,
@@ -88,15 +98,35 @@ def load_batches(ctx: SyncContext, staging: str, position: tuple[Any, ...] | Non
         batches = _prepared(ctx, _read_source(ctx, position))
     else:
         batches = _prefetch(_prepared(ctx, _read_source(ctx, position)))
-    for count, key, values in batches:
-        with ctx.writing() as conn:
-            if postgres:  # a batch lost in a crash is lost with its checkpoint: reloaded
-                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            writer_for(conn, target).insert(values)
-            checkpoint(conn, key, count)
-        values = None  # not held while the next batch is awaited (memory: batch_bytes)
-        progress.rows_read += count
-        ctx.report()
+    # One connection for the whole load: a batch costs no pool check-out and ping.
+    with ctx.local.connect() as conn, _asynchronous_commit(conn, postgres):
+        for count, key, values in batches:
+            with ctx.writing_on(conn):
+                writer_for(conn, target).insert(values)
+                checkpoint(conn, key, count)
+            values = None  # not held while the next batch is awaited (memory: batch_bytes)
+            progress.rows_read += count
+            ctx.report()
+
+
+@contextmanager
+def _asynchronous_commit(conn: Connection, postgres: bool) -> Iterator[None]:
+    """PostgreSQL: the load's commits do not wait for the disk (a batch lost in a crash is
+    lost with its checkpoint: reloaded); the setting ends with the load."""
+    if not postgres:
+        yield
+        return
+    conn.exec_driver_sql("SET synchronous_commit = off")
+    conn.commit()
+    try:
+        yield
+    finally:
+        try:
+            conn.rollback()
+            conn.exec_driver_sql("RESET synchronous_commit")
+            conn.commit()
+        except Exception:  # noqa: BLE001  (a broken connection: never pooled again)
+            conn.invalidate()
 
 
 def copy_through(ctx: SyncContext) -> bool:
@@ -110,7 +140,7 @@ def _copied(ctx: SyncContext, position: tuple[Any, ...] | None,
     """Each batch as (rows, last key, COPY text), read by COPY (SELECT ...) TO STDOUT."""
     spec, src = ctx.spec, ctx.src
     query = full_scan(src.table, src.columns, src.primary_key, position,
-                      select_list(src.cols(), ctx.plans), upto=ctx.upto)
+                      copy_select_list(src.cols(), ctx.plans), upto=ctx.upto)
     pk_index = [src.columns.index(name) for name in src.primary_key]
     key_plans = ctx.key_plans()
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
@@ -182,6 +212,12 @@ def _create_staging(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
         extra = _kept_columns(conn, ctx.spec.target, ctx.src)
         table = local_table(staging, ctx.plans, ctx.src.primary_key, extra)
         create_local_table(conn, table, ctx.plans)
+        if copy_through(ctx) and ctx.src.primary_key:
+            # PostgreSQL's own COPY text: the index is built once, after the load (rows
+            # converted in Python: kept during the load, which overlaps the Python work)
+            quote = conn.dialect.identifier_preparer.quote
+            conn.exec_driver_sql(f"ALTER TABLE {quote(staging)} DROP CONSTRAINT "
+                                 f"{quote(pk_name(staging))}")
         save_checkpoint(conn, Checkpoint(ctx.spec.job, "full", load_cursor=load_cursor,
                                          staging=staging))
 
@@ -302,7 +338,7 @@ def _swap(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
         _swap_mysql(ctx, stage, exists)
     with ctx.writing() as conn:
         if dialect not in ("mysql", "mariadb"):
-            _swap_transactional(conn, stage.name, target_name, exists, bool(src.primary_key))
+            _swap_transactional(conn, stage.name, target_name, exists, src.primary_key)
         record_columns(conn, spec.job, ctx.plans)
         if spec.mode == "incremental":
             save_checkpoint(conn, Checkpoint(spec.job, "incremental", cursor=load_cursor))
@@ -312,9 +348,19 @@ def _swap(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
 
 
 def _swap_transactional(conn: Connection, staging: str, target: str, exists: bool,
-                        keyed: bool = True) -> None:
-    """PostgreSQL and SQLite: DDL is transactional, so drop + rename is atomic."""
+                        key: tuple[str, ...]) -> None:
+    """PostgreSQL and SQLite: DDL is transactional, so drop + rename is atomic.
+
+    A PostgreSQL staging table without its primary key gets it here (one sorted index
+    build); a table without a key (``keyless_full``) has none."""
     quote = conn.dialect.identifier_preparer.quote
+    keyed = bool(key)
+    if conn.dialect.name == "postgresql" and keyed and not conn.exec_driver_sql(
+            "SELECT 1 FROM pg_index WHERE indrelid = to_regclass(%s) AND indisprimary",
+            (quote(staging),)).first():
+        conn.exec_driver_sql(
+            f"ALTER TABLE {quote(staging)} ADD CONSTRAINT {quote(pk_name(staging))} "
+            f"PRIMARY KEY ({', '.join(quote(name) for name in key)})")
     if exists:
         conn.exec_driver_sql(f"DROP TABLE {quote(target)}")
     conn.exec_driver_sql(f"ALTER TABLE {quote(staging)} RENAME TO {quote(target)}")

@@ -14,8 +14,9 @@ from syncd.engine.checkpoint import Checkpoint, save_checkpoint
 from syncd.engine.connect import translated_errors
 from syncd.engine.context import SyncContext
 from syncd.engine.convert import RowConverter
-from syncd.engine.copyread import first_batch, key_of
+from syncd.engine.copyread import copy_select_list, first_batch, key_of
 from syncd.engine.full import copy_through
+from syncd.engine.keys import declared_unique, require_unique_batch
 from syncd.engine.load import writer_for
 from syncd.engine.lookback import read_clock, start_auto
 from syncd.engine.queries import count_null_cursor, incremental_batch
@@ -41,11 +42,12 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
     order = [src.columns.index(spec.cursor)] + [src.columns.index(n) for n in src.primary_key]
     by_name = {p.name: p for p in ctx.plans}
     key_plans = [by_name[spec.cursor], *ctx.key_plans()]
-    read = select_list(src.cols(), ctx.plans)
+    through = copy_through(ctx)
+    read = (copy_select_list if through else select_list)(src.cols(), ctx.plans)
     target = ctx.target()
     where = f"source table {spec.qualified_table}"
     limit = spec.batch_size
-    through = copy_through(ctx)
+    unique = declared_unique(src.table, src.primary_key)
     while True:
         query = incremental_batch(src.table, src.columns, spec.cursor, src.primary_key,
                                   after, lower, limit, read)
@@ -62,6 +64,8 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
             auto.last = clock
         if not count:
             break
+        if not unique:  # a key the source does not declare unique: ask about these rows
+            _require_unique(ctx, values.decoded() if through else rows)
         if through:
             key = key_of(last, order, key_plans)
         else:
@@ -98,6 +102,13 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
         held = auto.warning()
         if held:
             progress.warn(held)
+
+
+def _require_unique(ctx: SyncContext, rows: list[Any]) -> None:
+    """ConfigError if a row of the batch shares its key with another source row."""
+    index = [ctx.src.columns.index(name) for name in ctx.src.primary_key]
+    keys = {tuple(row[i] for i in index) for row in rows}
+    require_unique_batch(ctx.spec, ctx.source, ctx.src, list(keys))
 
 
 def _start(ctx: SyncContext, cursor: Any, position: tuple[Any, ...] | None,

@@ -17,8 +17,10 @@ from __future__ import annotations
 import csv
 import io
 import re
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from sqlalchemy import Connection
@@ -135,6 +137,24 @@ STATEMENT_BYTES = 4 * 1024 * 1024  # below MySQL's default max_allowed_packet (1
 _MYSQL_VALUE_ERRORS = {1264, 1265, 1366, 1292, 1406, 1690, 3140, 4038, 4025}
 
 
+def _mysql_literals(column: Sequence[Any], raw: Any) -> list[str]:
+    """A column's values as MySQL literals, exactly as PyMySQL writes them: text without
+    a character to escape is quoted as it is, an integer is its digits (both in C for
+    a whole column); every other value is escaped by PyMySQL (``connection.escape``)."""
+    types = set(map(type, column))
+    if types <= {str, _NONE}:
+        joined = "".join(filter(None, column))
+        if not any(c in joined for c in _MYSQL_SPECIAL):
+            if _NONE not in types:
+                return list(map("'{}'".format, column))
+            return ["NULL" if v is None else f"'{v}'" for v in column]
+    elif types <= {int, _NONE}:
+        if _NONE not in types:
+            return list(map(str, column))
+        return ["NULL" if v is None else str(v) for v in column]
+    return [raw.escape(v) for v in column]
+
+
 class MySQLWriter(_ExecutemanyWriter):
     placeholder = "%s"
 
@@ -168,27 +188,23 @@ class MySQLWriter(_ExecutemanyWriter):
         raw: Any = self.conn.connection.dbapi_connection
         head = (f"INSERT INTO {self.quote(self.target.table)} ({self._names(self.columns)}) "
                 "VALUES ")
-        columns = []
-        for column in zip(*rows):
-            types = set(map(type, column))
-            joined = "".join(filter(None, column)) if types <= {str, _NONE} else None
-            if joined is not None and not any(c in joined for c in _MYSQL_SPECIAL):
-                columns.append(["NULL" if v is None else f"'{v}'" for v in column])
-            else:
-                columns.append([raw.escape(v) for v in column])
-        tuples = list(map(",".join, zip(*columns)))
-        affected, first, size = 0, 0, 0
+        tuples = list(map(",".join, zip(*(_mysql_literals(c, raw) for c in zip(*rows)))))
+        # Row i ends statement j when the statement's rows reach STATEMENT_BYTES.
+        ends = list(accumulate(map(len, tuples)))
+        affected, first = 0, 0
         cursor = raw.cursor()
         try:
-            for i, values in enumerate(tuples):
-                size += len(values) + 3
-                if size >= STATEMENT_BYTES or i == len(tuples) - 1:
-                    sql = head + "(" + "),(".join(tuples[first:i + 1]) + ")" + suffix
-                    try:
-                        affected += cursor.execute(sql)
-                    except self.conn.dialect.loaded_dbapi.Error as exc:
-                        raise self._classify(exc, rows[first:i + 1]) from exc
-                    first, size = i + 1, 0
+            while first < len(tuples):
+                base = (ends[first - 1] + 3 * first) if first else 0
+                last = min(len(tuples) - 1, bisect_left(
+                    range(len(tuples)), base + STATEMENT_BYTES, lo=first,
+                    key=lambda i: ends[i] + 3 * (i + 1)))
+                sql = head + "(" + "),(".join(tuples[first:last + 1]) + ")" + suffix
+                try:
+                    affected += cursor.execute(sql)
+                except self.conn.dialect.loaded_dbapi.Error as exc:
+                    raise self._classify(exc, rows[first:last + 1]) from exc
+                first = last + 1
         finally:
             cursor.close()
         return affected

@@ -110,14 +110,18 @@ def check_table(spec: TableSync, source: Engine, local: str | None = None) -> li
     ``local``: the local database's dialect name; every column must map into it.
     Returns warnings.
     """
-    src = reflect_source(spec, source)
+    return check_reflected(spec, reflect_source(spec, source), local)
+
+
+def check_reflected(spec: TableSync, src: SourceTable,
+                    local: str | None = None) -> list[str]:
+    """``check_table`` of a source table already reflected."""
     if local is not None:
         plan_columns(src, local, spec)
     warnings = []
     if src.cursor and src.primary_key:  # without a key, every run is a full load
-        with translated_errors(f"source table {spec.qualified_table}"), source.connect() as conn:
-            indexes = inspect(conn).get_indexes(spec.table, schema=spec.schema)
-        leading = {idx["column_names"][0] for idx in indexes if idx.get("column_names")}
+        # the indexes as reflected with the table
+        leading = {next(iter(idx.columns)).name for idx in src.table.indexes if idx.columns}
         leading |= {src.primary_key[0]} if src.primary_key[0] == src.cursor else set()
         if src.cursor not in leading:
             warnings.append(

@@ -24,6 +24,7 @@ def sync_table(
     spec: TableSync, source: Engine, local: Engine, *, full_refresh: bool = False,
     progress: Progress | None = None, on_progress: ProgressCallback | None = None,
     guard: Callable[[Connection], None] | None = None, mysql_reader: str = "auto",
+    key_checked: bool = False,
 ) -> SyncResult:
     """Bring the local table in step with the source table and return what was done.
 
@@ -31,16 +32,18 @@ def sync_table(
     knows the counts of a run that failed half-way. ``guard`` runs first in every local
     transaction that writes (the job-lock fence) and raises to stop the run.
     ``mysql_reader``: "auto" (the fast reader when installed), "pymysql" or "asyncmy";
-    the reader used is named in ``progress.reader``.
+    the reader used is named in ``progress.reader``. ``key_checked``: the caller has
+    just checked the whole source table for a shared key (see ``engine.keys``).
     """
     progress = progress or Progress()
     src = reflect_source(spec, source)
-    require_unique_key(spec, source, src)
     plans = plan_columns(src, local.dialect.name, spec)
     ctx = SyncContext(spec, source, local, src, progress, plans, on_progress, guard)
     keyless = not src.primary_key  # allowed by spec.keyless_full: full, never resumed
     if is_mysql(source) and not keyless:  # the fast reader pages by key
         ctx.reader = fastread.choose(mysql_reader)
+    if (full_refresh or spec.mode == "full") and not key_checked:
+        require_unique_key(spec, source, src)  # before anything is reset
     if keyless:
         progress.warn(KEYLESS)
     with translated_errors("local database"):
@@ -51,6 +54,8 @@ def sync_table(
         did_full = False
         if spec.mode == "full" or keyless or point is None or point.phase != "incremental" \
                 or not _target_exists(ctx):
+            if not (full_refresh or spec.mode == "full" or key_checked):
+                require_unique_key(spec, source, src)  # a load that creates the table
             full_load(ctx, point)
             did_full = True
         else:

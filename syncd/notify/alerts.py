@@ -29,7 +29,6 @@ from syncd.jobs import JobsFile
 from syncd.models import Alert, AlertDelivery, SyncRun, utcnow
 from syncd.notify.config import NotifySpec, Target
 from syncd.notify.events import Event, make_test_event, run_event, stale_event
-from syncd.notify.send import DeliveryFailed, default_sender, post_webhook, send_email
 from syncd.status import paused_jobs
 
 log = logging.getLogger(__name__)
@@ -168,6 +167,8 @@ def _deliver(state: SyncdState, notify: NotifySpec, event: Event, target: Target
              delivery_id: int, scrub: Scrubber) -> DeliveryResult:
     cfg = state.config
     attempts = max(1, int(cfg.SYNCD_NOTIFY_ATTEMPTS))
+    from syncd.notify.send import DeliveryFailed  # mail and HTTP: imported when sending
+
     payload = event.payload(utcnow())
     body = json.dumps(payload, indent=None, sort_keys=True).encode()
     error: str | None = None
@@ -197,6 +198,8 @@ def _deliver(state: SyncdState, notify: NotifySpec, event: Event, target: Target
 
 def _send_once(notify: NotifySpec, target: Target, event: Event, payload: dict[str, Any],
                body: bytes, delivery_id: int, timeout: float) -> None:
+    from syncd.notify.send import default_sender, post_webhook, send_email
+
     if target.kind == "webhook":
         headers = {"X-Syncd-Event": event.event, "X-Syncd-Delivery": str(delivery_id)}
         post_webhook(target.url, body, headers, notify.secret, timeout)
