@@ -159,12 +159,13 @@ def _parse(value: str):  # type: ignore[no-untyped-def]
     return datetime.fromisoformat(value)
 
 
-def prepare_syncd(env: Env) -> None:
-    """Migrations in every local database; the tables incremental and reconcile start from."""
+def prepare_syncd(env: Env, jobs: bool = True) -> None:
+    """Migrations in every local database; the tables incremental and reconcile start from
+    (``jobs``)."""
     for local in env.locals():
         subprocess.run([sys.executable, "-m", "syncd", "db", "upgrade"],
                        env=syncd_env(env, local), check=True, capture_output=True)
-    for job in ("my_orders", "my_orders4m", "my_orders_reconcile"):
+    for job in ("my_orders", "my_orders4m", "my_orders_reconcile") if jobs else ():
         syncd_run(env, "postgresql", job)
 
 
