@@ -58,6 +58,7 @@ class Env:
     peer: str
     dlt_python: Path | None = None
     pgloader: bool = False
+    baseline: Path | None = None  # another checkout of syncd, measured beside this one
 
     def locals(self) -> dict[str, str]:
         return {"postgresql": PG + self.local, "mariadb": MY + self.local,
@@ -124,9 +125,16 @@ def syncd_env(env: Env, local: str, reader: str = "auto") -> dict[str, str]:
     return out
 
 
-def syncd_run(env: Env, local: str, job: str, *args: str, reader: str = "auto") -> Sample:
-    """`syncd run`: the run's own duration, the process's wall time and peak RSS."""
+BASELINE = " [baseline]"  # a case measured with the code of Env.baseline
+
+
+def syncd_run(env: Env, local: str, job: str, *args: str, reader: str = "auto",
+              code: Path | None = None) -> Sample:
+    """`syncd run`: the run's own duration, the process's wall time and peak RSS (``code``:
+    the syncd checkout to run instead of this one)."""
     environ = syncd_env(env, local, reader)
+    if code is not None:
+        environ["PYTHONPATH"] = str(code)
     sample = run_pipeline([[sys.executable, "-m", "syncd", "run", job, *args]], env=environ)
     started, finished, status, error = _last_run(env.locals()[local])
     if status != "succeeded":
@@ -200,6 +208,7 @@ def all_cases(env: Env, peers: bool) -> list[Figure]:
         Figure("syncd full load, 30-column table", "syncd", "mariadb->postgresql",
                env.wide_rows),
         Figure("syncd full load, 64 KB rows", "syncd", "mariadb->postgresql", env.blob_rows),
+        *baseline_cases(env),
         Figure(f"syncd incremental, 1,000 changed of {n:,}", "syncd", "mariadb->postgresql",
                1000),
         Figure(f"syncd incremental, 1,000 changed of {4 * n:,}", "syncd",
@@ -210,10 +219,20 @@ def all_cases(env: Env, peers: bool) -> list[Figure]:
     return figures
 
 
+def baseline_cases(env: Env) -> list[Figure]:
+    """The MariaDB -> PostgreSQL full loads again, run by the code of ``env.baseline``."""
+    if env.baseline is None:
+        return []
+    names = ("syncd full load (PyMySQL)", "syncd full load (fast reader)",
+             "syncd full load, 30-column table")
+    return [Figure(name + BASELINE, "baseline", "mariadb->postgresql",
+                   env.wide_rows if "30-column" in name else env.rows) for name in names]
+
+
 def measure(env: Env, fig: Figure, round_no: int) -> Sample:
     """One round of one case (its reset is not timed)."""
     name, pair = fig.name, fig.pair
-    if fig.group == "syncd":
+    if fig.group in ("syncd", "baseline"):
         return _syncd_case(env, fig, round_no)
     if pair == "file->postgresql":
         _reset_pg(env.peer)
@@ -299,7 +318,8 @@ def _syncd_case(env: Env, fig: Figure, round_no: int) -> Sample:
     target = {"my_wide": "wide", "my_blobs": "blobs", "pg_orders": "pg_orders"}.get(job,
                                                                                   "orders")
     _drop_local(env, local, target)
-    return syncd_run(env, local, job, "--full-refresh", reader=reader)
+    code = env.baseline if name.endswith(BASELINE) else None
+    return syncd_run(env, local, job, "--full-refresh", reader=reader, code=code)
 
 
 def _expect(env: Env, local: str, column: str, value: int) -> None:

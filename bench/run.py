@@ -149,6 +149,9 @@ def main() -> None:
                              "may be repeated")
     parser.add_argument("--db-prefix", default="syncd_bench10",
                         help="names of the databases the run creates and drops")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                        help="also run the MariaDB -> PostgreSQL full loads with the syncd "
+                             "code in DIR (another checkout): before and after in one run")
     parser.add_argument("--note", default="", help="a line about the machine's load")
     args = parser.parse_args()
     if args.quick:
@@ -159,7 +162,7 @@ def main() -> None:
     names = database_names(args.db_prefix)
     env = cases.Env(work=work, tsv=work / "orders.tsv", rows=args.rows, wide_rows=wide_rows,
                     blob_rows=args.blob_rows, src=names[0], pgsrc=names[1], local=names[2],
-                    peer=names[3])
+                    peer=names[3], baseline=args.baseline and args.baseline.resolve())
     peers = not args.no_peers
     wanted = selected(cases.all_cases(env, peers), args.only)
     print(f"building source tables ({args.rows:,} rows) ...", flush=True)
