@@ -10,12 +10,13 @@ says ``on_unrepresentable = "null"``. MySQL zero dates become NULL with a warnin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 from syncd.engine.errors import ValueUnrepresentable
 from syncd.engine.spec import Progress
 from syncd.engine.typemap import ColumnPlan
-from syncd.engine.values import Unrepresentable, ZeroDate
+from syncd.engine.values import Unrepresentable, ZeroDate, column_check
 
 
 class RowConverter:
@@ -30,13 +31,17 @@ class RowConverter:
         self.progress = progress
         self.store_null = on_unrepresentable == "null"
         self.touched = [(i, p.convert) for i, p in enumerate(self.plans) if p.convert]
+        self.checks = {i: column_check(convert) for i, convert in self.touched}
 
     def __call__(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
         """The rows ready for the writer (tuples or lists, in column order)."""
-        if not self.touched:
+        # Columns whose converter only checks, and whose values all pass, stay as they are.
+        touched = [(i, convert) for i, convert in self.touched
+                   if not self._column_passes(rows, i)]
+        if not touched:
             return [row if type(row) is tuple else tuple(row) for row in rows]
         out = [list(row) for row in rows]
-        for i, convert in self.touched:
+        for i, convert in touched:
             try:
                 for row in out:
                     value = row[i]
@@ -45,6 +50,10 @@ class RowConverter:
             except (Unrepresentable, ZeroDate):
                 self._slow_column(out, rows, i, convert)
         return out
+
+    def _column_passes(self, rows: Sequence[Sequence[Any]], i: int) -> bool:
+        check = self.checks[i]
+        return check is not None and check(map(itemgetter(i), rows))
 
     def _slow_column(self, out: list[list[Any]], rows: Sequence[Sequence[Any]], i: int,
                      convert: Any) -> None:
