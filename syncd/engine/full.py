@@ -25,7 +25,13 @@ from syncd.engine.copyread import copy_batches, key_of
 from syncd.engine.drift import record_columns
 from syncd.engine.load import encode_copy, writer_for
 from syncd.engine.lookback import read_clock, start_auto
-from syncd.engine.queries import diff_counts, full_scan, max_cursor, row_count
+from syncd.engine.queries import (
+    diff_counts,
+    full_scan,
+    max_cursor,
+    mysql_row_estimate,
+    row_count,
+)
 from syncd.engine.readers import (
     FIRST_FETCH,
     compile_query,
@@ -61,7 +67,9 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
         position, load_cursor = None, _start_cursor(ctx)
         _create_staging(ctx, staging, load_cursor)
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
-        progress.rows_total = s.execute(row_count(src.table)).scalar_one()
+        # For the progress bar: MySQL's estimate, PostgreSQL's and SQLite's count.
+        progress.rows_total = s.execute(mysql_row_estimate(src.table)).scalar() \
+            if is_mysql(ctx.source) else s.execute(row_count(src.table)).scalar_one()
     target = ctx.target(staging)
     postgres = ctx.local.dialect.name == "postgresql"
     # The reader thread reads, converts and encodes the next batches while this one is

@@ -294,7 +294,8 @@ def _plain_copy_text(rows: Sequence[Row]) -> str | None:
         return None
     try:
         nulls = countOf(chain.from_iterable(rows), None)
-        text = "\n".join(map("\t".join, map(map, repeat(_NULL_TEXT), rows, rows)))
+        lines = map(map, repeat(_NULL_TEXT), rows, rows) if nulls else rows
+        text = "\n".join(map("\t".join, lines))
     except TypeError:  # a value that is not text (or not hashable)
         return None
     if (text.count("\t") != len(rows) * (width - 1) or text.count("\n") != len(rows) - 1
