@@ -80,18 +80,25 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
         # No reader thread: SQLite's executemany gives up and retakes the GIL for every
         # row, and a busy reader thread makes each retake wait (3x slower, measured).
         batches = _prepared(ctx, _read_source(ctx, position))
+    elif postgres and is_mysql(ctx.source):
+        # Three stages: a thread reads (its waits on the source let the others run, so
+        # the source works on the next batch meanwhile), a thread converts and encodes,
+        # this one writes.
+        batches = _prefetch(_prepared(ctx, _prefetch(_read_source(ctx, position),
+                                                     name="syncd-fetch")))
     else:
         batches = _prefetch(_prepared(ctx, _read_source(ctx, position)))
-    for count, key, values in batches:
-        with ctx.writing() as conn:
-            if postgres:  # a batch lost in a crash is lost with its checkpoint: reloaded
-                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            writer_for(conn, target).insert(values)
-            save_checkpoint(conn, Checkpoint(spec.job, "full", position=key,
-                                             load_cursor=load_cursor, staging=staging))
-        values = None  # not held while the next batch is awaited (memory: batch_bytes)
-        progress.rows_read += count
-        ctx.report()
+    with ctx.local.connect() as held:  # one connection for every batch's transaction
+        for count, key, values in batches:
+            with ctx.writing(held) as conn:
+                if postgres:  # a batch lost in a crash is lost with its checkpoint: reloaded
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                writer_for(conn, target).insert(values)
+                save_checkpoint(conn, Checkpoint(spec.job, "full", position=key,
+                                                 load_cursor=load_cursor, staging=staging))
+            values = None  # not held while the next batch is awaited (memory: batch_bytes)
+            progress.rows_read += count
+            ctx.report()
     _swap(ctx, staging, load_cursor)
 
 
@@ -224,7 +231,8 @@ def _read_fast(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] | N
         reader.close()
 
 
-def _prefetch(batches: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+def _prefetch(batches: Iterator[Any], depth: int = 1, name: str = "syncd-read",
+              ) -> Iterator[Any]:
     """Read the next batch in a thread while the current one is written."""
     slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
     done = object()
@@ -246,7 +254,7 @@ def _prefetch(batches: Iterator[Any], depth: int = 1) -> Iterator[Any]:
         except BaseException as exc:  # noqa: BLE001  (handed to the consumer)
             slots.put(exc)
 
-    thread = threading.Thread(target=produce, name="syncd-read", daemon=True)
+    thread = threading.Thread(target=produce, name=name, daemon=True)
     thread.start()
     try:
         while True:
