@@ -10,6 +10,7 @@ says ``on_unrepresentable = "null"``. MySQL zero dates become NULL with a warnin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -31,13 +32,17 @@ class RowConverter:
         self.progress = progress
         self.store_null = on_unrepresentable == "null"
         self.touched = [(i, p.convert) for i, p in enumerate(self.plans) if p.convert]
-        self.checks = {i: column_check(convert) for i, convert in self.touched}
+        # Columns whose converter only checks values, grouped by their test of a column.
+        self.groups: dict[Any, list[int]] = {}
+        for i, convert in self.touched:
+            check = column_check(convert)
+            if check is not None:
+                self.groups.setdefault(check, []).append(i)
 
     def __call__(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
         """The rows ready for the writer (tuples or lists, in column order)."""
-        # Columns whose converter only checks, and whose values all pass, stay as they are.
-        touched = [(i, convert) for i, convert in self.touched
-                   if not self._column_passes(rows, i)]
+        failing = self._unproven(rows)
+        touched = [(i, convert) for i, convert in self.touched if i in failing]
         if not touched:
             return [row if type(row) is tuple else tuple(row) for row in rows]
         out = [list(row) for row in rows]
@@ -51,9 +56,17 @@ class RowConverter:
                 self._slow_column(out, rows, i, convert)
         return out
 
-    def _column_passes(self, rows: Sequence[Sequence[Any]], i: int) -> bool:
-        check = self.checks[i]
-        return check is not None and check(map(itemgetter(i), rows))
+    def _unproven(self, rows: Sequence[Sequence[Any]]) -> set[int]:
+        """The touched columns not shown to pass as they are: a column's converter that only
+        checks is tested on all columns it serves at once, then (if that fails) column by
+        column; the others are converted value by value."""
+        grouped = {i for columns in self.groups.values() for i in columns}
+        out = {i for i, _ in self.touched if i not in grouped}
+        for check, columns in self.groups.items():
+            if len(columns) > 1 and check(chain.from_iterable(map(itemgetter(*columns), rows))):
+                continue
+            out.update(i for i in columns if not check(map(itemgetter(i), rows)))
+        return out
 
     def _slow_column(self, out: list[list[Any]], rows: Sequence[Sequence[Any]], i: int,
                      convert: Any) -> None:
