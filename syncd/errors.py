@@ -1,5 +1,8 @@
 """Re-export of the error hierarchy (defined with the engine, which imports nothing of syncd)."""
 
+import sys
+from typing import NoReturn
+
 from syncd.engine.errors import (
     ConfigError,
     DeleteLimitExceeded,
@@ -9,6 +12,7 @@ from syncd.engine.errors import (
     SchemaConflict,
     SourceUnavailable,
     SyncError,
+    one_line,
 )
 
 __all__ = [
@@ -20,4 +24,11 @@ __all__ = [
     "SchemaConflict",
     "SourceUnavailable",
     "SyncError",
+    "refuse_to_start",
 ]
+
+
+def refuse_to_start(service: str, exc: BaseException, code: int = 2) -> NoReturn:
+    """Stop a service that cannot start, with one line on stderr saying why (no traceback)."""
+    print(f"syncd {service}: cannot start: {one_line(str(exc))}", file=sys.stderr, flush=True)
+    raise SystemExit(code)

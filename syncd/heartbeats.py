@@ -22,12 +22,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, delete, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from syncd.engine.urls import database_url
 from syncd.models import Heartbeat, utcnow
+from syncd.retry import describe_error
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,10 @@ class Sign:
 
 def heartbeat_engine(url: str) -> Engine:
     """An engine on the local database that keeps no connection and waits at most a few s."""
-    backend = make_url(url).get_backend_name()
-    connect_args: dict[str, Any] = {"timeout": WAIT_SECONDS} if backend == "sqlite" else {
-        "connect_timeout": WAIT_SECONDS}
-    return create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    parsed = database_url(url)  # the drivers syncd ships, as for every other engine
+    connect_args: dict[str, Any] = {"timeout": WAIT_SECONDS} \
+        if parsed.get_backend_name() == "sqlite" else {"connect_timeout": WAIT_SECONDS}
+    return create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
 
 
 class HeartbeatThread(threading.Thread):
@@ -109,7 +110,8 @@ def record(engine: Engine, sign: Sign, now: datetime | None = None) -> None:
             session.flush()
             session.add(Heartbeat(kind=sign.kind, name=sign.name, started_at=now, **values))
     except SQLAlchemyError as exc:
-        log.warning("heartbeat of %s %s not recorded: %s", sign.kind, sign.name, exc)
+        log.warning("heartbeat of %s %s not recorded: %s", sign.kind, sign.name,
+                    describe_error(exc))
 
 
 def record_stop(engine: Engine, kind: str, name: str, pid: int) -> None:
@@ -120,7 +122,7 @@ def record_stop(engine: Engine, kind: str, name: str, pid: int) -> None:
             if row is not None and row.pid == pid:
                 row.stopped_at = utcnow()
     except SQLAlchemyError as exc:
-        log.warning("stop of %s %s not recorded: %s", kind, name, exc)
+        log.warning("stop of %s %s not recorded: %s", kind, name, describe_error(exc))
 
 
 def recent(session: Session, kind: str, now: datetime | None = None) -> list[Heartbeat]:

@@ -34,10 +34,15 @@ LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Stored as naive UTC, returned as aware UTC."""
+    """Stored as naive UTC (microseconds kept), returned as aware UTC."""
 
     impl = DateTime
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "mysql":  # plain DATETIME keeps whole seconds there
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is not None and value.tzinfo is not None:

@@ -3,7 +3,9 @@
 A verify is a run in the history like a sync (trigger ``verify``), with
 ``rows_compared``, ``rows_different``, ``rows_repaired`` and what it found (up to
 100 example keys) in ``syncd_runs.verify``. It takes the job's lock, so it never
-races a sync of the same job; a held lock records it ``skipped``. It succeeds when
+races a sync of the same job. A scheduled verify or ``syncd verify`` that finds the
+lock held is recorded ``skipped``; one someone queued (web, API) waits for the job, as
+a manual sync does (syncd/waiting.py). It succeeds when
 the tables are identical or every difference was repaired, and fails otherwise.
 """
 
@@ -30,6 +32,7 @@ from syncd.locks import JobFence, JobLock, take_lease
 from syncd.models import SyncRun, utcnow
 from syncd.notify.alerts import notify_run
 from syncd.stale_runs import abandon_running
+from syncd.waiting import wait_for_job
 
 TRIGGER = "verify"
 
@@ -80,7 +83,12 @@ def run_verify(state: SyncdState, request: VerifyRequest,
         return _finish_unstarted(state, request, "failed", str(exc))
     lock = JobLock(state.engine, spec.name)
     if not lock.acquire():
-        return _finish_unstarted(state, request, "skipped", _held_reason(state, spec.name))
+        if request.run_id is None:  # a scheduled verify or the command: skipped
+            return _finish_unstarted(state, request, "skipped", _held_reason(state, spec.name))
+        ended = wait_for_job(state, spec, request.run_id, lock)  # someone asked: it waits
+        if ended is not None:  # cancelled while it waited, or waited too long
+            notify_run(state, ended)
+            return ended
     try:
         run_id = _start(state, request)
         run = _execute(state, spec, run_id, request, on_progress, JobFence(lock, run_id))

@@ -8,7 +8,13 @@ consumes syncd's queue (SYNCD_QUEUE, default "syncd") without ``-Q``.
 
 from __future__ import annotations
 
-from syncd import create_app
+import sys
 
-flask_app = create_app()
+from syncd import create_app
+from syncd.errors import SyncError, refuse_to_start
+
+try:
+    flask_app = create_app()
+except SyncError as exc:  # a bad SYNCD_DATABASE_URL, jobs file, ...: one line, exit 2
+    refuse_to_start("beat" if "beat" in sys.argv[1:] else "worker", exc)
 app = flask_app.extensions["celery"]

@@ -209,3 +209,27 @@ def test_default_local_database_is_named_by_its_path(databases, make_env, tmp_pa
     line = error_line(proc)
     assert f"sqlite:///{env.var_dir / 'syncd.sqlite'} (SYNCD_DATABASE_URL) has no syncd " \
         "tables" in line, line
+
+
+SERVICES = {  # service: (command after the interpreter, exit code, the name it gives itself)
+    "worker": (["-m", "celery", "-A", "syncd.worker", "worker"], 2, "syncd worker"),
+    "beat": (["-m", "celery", "-A", "syncd.worker", "beat"], 2, "syncd beat"),
+    "web app": (["-m", "gunicorn", "--bind", "127.0.0.1:0", "--no-control-socket",
+                 "syncd.web:create_web_app()"], 3, "syncd web app"),
+}
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_services_with_a_local_database_url_syncd_cannot_use_stop_with_one_line(
+        databases, make_env, service):
+    args, code, name = SERVICES[service]
+    env = make_env("oracle://u:pw@h/db", jobs_toml(databases.sqlite()), migrate=False)
+    proc = subprocess.run([sys.executable, *args], env=env.env, cwd=env.tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    line = f"{name}: cannot start: local database oracle://u:***@h/db (SYNCD_DATABASE_URL): " \
+           'syncd does not work with "oracle" databases'
+    said = [x for x in proc.stderr.splitlines() if "cannot start" in x]
+    assert len(said) == 1 and said[0].startswith(line), proc.stderr
+    assert ":pw@" not in proc.stderr

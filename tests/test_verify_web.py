@@ -172,3 +172,45 @@ def test_verify_schedule_is_a_beat_entry_and_is_validated() -> None:
         jobs('verify_schedule = "every day"\n')
     with pytest.raises(ConfigError, match='job "orders": field "verify_repair"'):
         jobs('verify_repair = "yes"\n')
+
+
+def test_verify_asked_for_while_a_run_is_running_waits_for_it_then_runs(site: Site) -> None:
+    """Who asked is never dropped: a verify queued from the page while a run holds the job
+    waits ("waiting for run #N") and runs once the job is free."""
+    import threading
+
+    from celery_helpers import wait_for
+    from web_helpers import held_job_lock
+
+    from syncd.models import SyncRun
+
+    _synced(site)
+    running = site.add_run(status="running", finished_at=None)
+    client = site.login()
+    outcome: list[str | None] = []
+    with held_job_lock(site):  # the running run's process is alive and has the job
+        response = client.post("/jobs/orders/verify",
+                               data={"repair": "1", "csrf_token": page_token(client)})
+        assert response.status_code == 303
+        run_id = int(response.headers["Location"].rsplit("/", 1)[1])
+        assert run_id != running
+        page = client.get(response.headers["Location"]).get_data(as_text=True)
+        assert f"Verify and repair of orders queued as run #{run_id}; it waits for run " \
+               f"#{running} to finish, then starts." in page
+        worker = threading.Thread(target=lambda: outcome.append(verify(run_id=run_id)),
+                                  daemon=True)
+        worker.start()
+
+        def waiting() -> SyncRun | None:
+            with site.state.sessions() as session:
+                found = session.get(SyncRun, run_id)
+            return found if found is not None and found.waiting_for == running else None
+
+        wait_for(waiting, 30, lambda: "the verify does not wait for the running run")
+        assert waiting().status == "queued"  # type: ignore[union-attr]
+        assert worker.is_alive()
+        with site.state.sessions.begin() as session:  # the running run ends, its lock goes
+            session.get(SyncRun, running).status = "succeeded"  # type: ignore[union-attr]
+    worker.join(60)
+    assert outcome == ["succeeded"]
+    assert "Rows repaired</dt><dd>0</dd>" in client.get(f"/runs/{run_id}").get_data(as_text=True)

@@ -52,11 +52,21 @@ def init_web(app: Flask) -> None:
 
 
 def create_web_app(config: Any = None) -> Flask:
-    """The syncd app for a web server; refuses production without a secret key."""
-    from syncd import create_app
+    """The syncd app for a web server; refuses production without a secret key.
 
-    app = create_app(config)
-    check_web_config(app)
+    Called without ``config`` (by gunicorn), a configuration it cannot start with stops
+    the server with one line on stderr and exit 3, gunicorn's "worker failed to boot".
+    """
+    from syncd import create_app
+    from syncd.errors import SyncError, refuse_to_start
+
+    try:
+        app = create_app(config)
+        check_web_config(app)
+    except (SyncError, MissingSecretKey) as exc:
+        if config is not None:
+            raise
+        refuse_to_start("web app", exc, code=3)
     return app
 
 

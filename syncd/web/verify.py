@@ -25,7 +25,7 @@ from syncd.engine.errors import ConfigError
 from syncd.models import FINISHED, SyncRun
 from syncd.web import api, pages
 from syncd.web.auth import operator_required
-from syncd.web.history import active_run
+from syncd.web.history import running_run
 
 TRUE = {"1", "true", "yes", "on"}
 
@@ -40,18 +40,15 @@ def verify_page(name: str) -> Response:
     pages._job_or_404(name)
     state = get_state()
     repair = request.form.get("repair", "").lower() in TRUE
-    running = active_run(state, name)
-    if running is not None:
-        flash(f"A run of {name} is in progress (run #{running}); no verify was queued.",
-              "warning")
-        return redirect(url_for("pages.run", run_id=running), code=303)
+    running = running_run(state, name)
     try:
         run_id = enqueue_verify(state, name, repair, started_by=current_user.username)
     except BrokerUnavailable as exc:
         flash(str(exc), "error")
         return redirect(url_for("pages.job", name=name), code=303)
-    flash(f"{'Verify and repair' if repair else 'Verify'} of {name} queued as run #{run_id}.",
-          "info")
+    then = f"; it waits for run #{running} to finish, then starts" if running else ""
+    flash(f"{'Verify and repair' if repair else 'Verify'} of {name} queued as run #{run_id}"
+          f"{then}.", "info")
     return redirect(url_for("pages.run", run_id=run_id), code=303)
 
 
