@@ -11,6 +11,7 @@ from test_sync import jobs_toml, make_state, run
 from syncd.engine import values
 from syncd.engine.convert import RowConverter
 from syncd.engine.errors import ValueUnrepresentable
+from syncd.engine.full import _encoded
 from syncd.engine.load import encode_copy
 from syncd.engine.readers import Batcher, row_bytes
 from syncd.engine.spec import Progress
@@ -104,3 +105,16 @@ def test_wide_rows_cut_by_batch_bytes_arrive_whole(databases, tmp_path, source_k
     assert second.status == "succeeded", second.error
     assert second.rows_updated == 20
     assert table_rows(local, "orders") == table_rows(src, "orders")
+
+
+def test_batch_with_a_nul_is_converted_again_and_warns_once_per_value():
+    plans = _plans(None, values.no_nul, values.mysql_date)
+    rows = [("1", "a", "2026-01-01"), ("2", "x\x00y", "0000-00-00"), ("3", None, "2026-01-03")]
+    progress = Progress()
+    convert = RowConverter("j", plans, ["c0"], progress, on_unrepresentable="null")
+    data = _encoded(convert, rows, (values.no_nul,))
+    assert data.decoded() == [["1", "a", "2026-01-01"], ["2", None, None],
+                              ["3", None, "2026-01-03"]]
+    assert sorted(progress.warnings.values()) == [1, 1]
+    with pytest.raises(ValueUnrepresentable, match='column "c1", row with c0=2'):
+        _encoded(RowConverter("j", plans, ["c0"], Progress()), rows, (values.no_nul,))

@@ -152,9 +152,12 @@ def _encoded(convert: RowConverter, rows: list[Any], trusted: tuple[Any, ...]) -
     holds one, or is not all text, the type map's checks run on every column and decide,
     value by value (an error, or NULL with a warning)."""
     if trusted:
+        warned = dict(convert.progress.warnings)
         data = encode_copy(convert(rows, trusted=trusted))
         if data.format == "text" and "\x00" not in data.data:
             return data
+        convert.progress.warnings.clear()  # counted again below
+        convert.progress.warnings.update(warned)
     return encode_copy(convert(rows))
 
 
