@@ -117,7 +117,27 @@ def build_beat_schedule(jobs: Any, housekeeping_seconds: float, max_run_seconds:
                 **time_limits(job, max_run_seconds),
             },
         }
+    entries.update(group_entries(jobs, max_run_seconds, now))
     entries[HOUSEKEEPING_ENTRY] = housekeeping_entry(housekeeping_seconds)
+    return entries
+
+
+def group_entries(jobs: Any, max_run_seconds: float,
+                  now: datetime | None = None) -> dict[str, dict[str, Any]]:
+    """One entry per scheduled group job: its tick expands the group and ticks each table."""
+    from syncd.group_tasks import SYNC_GROUP_TASK
+
+    entries: dict[str, dict[str, Any]] = {}
+    for group in jobs.groups.values():
+        if group.schedule is None:
+            continue
+        entries[entry_name(group.name)] = {
+            "task": SYNC_GROUP_TASK,
+            "schedule": group.schedule.celery_schedule(),
+            "kwargs": {"group": group.name},
+            "options": {"expires": expires_after(group.schedule, now),
+                        **time_limits(group.template, max_run_seconds)},
+        }
     return entries
 
 
@@ -211,7 +231,8 @@ class JobsScheduler(PersistentScheduler):  # type: ignore[misc]
         if force.rejected is not None:
             log.error("beat: jobs file rejected, %s: %s", force.explanation(), force.rejected)
         scheduled = [f"{j.name} ({j.schedule.describe()})"
-                     for j in jobs.jobs.values() if j.schedule is not None]
+                     for j in [*jobs.jobs.values(), *jobs.groups.values()]
+                     if j.schedule is not None]
         log.info("beat: %d job(s) scheduled from %s%s", len(scheduled), jobs.path,
                  ": " + ", ".join(scheduled) if scheduled else "")
         return build_beat_schedule(

@@ -57,7 +57,8 @@ def request_cancel(state: SyncdState, run_id: int, by: str) -> CancelOutcome:
         queued = session.connection().execute(
             update(SyncRun).where(SyncRun.id == run_id, SyncRun.status == "queued").values(
                 status="cancelled", finished_at=now, cancel_requested_at=now, cancelled_by=by,
-                waiting_for=None, error=f"cancelled by {by} before it started")
+                waiting_for=None, waiting_slot=None,
+                error=f"cancelled by {by} before it started")
         ).rowcount
         running = 0 if queued else session.connection().execute(
             update(SyncRun).where(SyncRun.id == run_id, SyncRun.status == "running",

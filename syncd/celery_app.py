@@ -32,6 +32,7 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.set_default()
     celery_app.flask_app = app  # type: ignore[attr-defined]  # for beat's JobsScheduler
     app.extensions["celery"] = celery_app
+    import syncd.group_tasks  # noqa: F401
     import syncd.tasks  # noqa: F401  (registers the shared tasks on this app)
     import syncd.verify_tasks  # noqa: F401
 

@@ -115,18 +115,20 @@ def check(ctx: Context) -> None:
     problems: list[tuple[int, str]] = []
     for source in jobs.sources.values():
         source_jobs = [j for j in jobs.jobs.values() if j.source.name == source.name]
+        source_jobs += [g for g in jobs.groups.values() if g.source.name == source.name]
         if source_jobs:
             problems += _check_source(jobs.path, source, source_jobs,
-                                      ctx.state.engine.dialect.name)
+                                      ctx.state.engine.dialect.name, ctx.state, jobs)
     for _, message in problems:
         click.echo(f"error: {one_line(message)}", err=True)
     if problems:
         sys.exit(max(code for code, _ in problems))
-    click.echo(f"{len(jobs.jobs)} job(s) ok")
+    groups = f" and {len(jobs.groups)} group(s)" if jobs.groups else ""
+    click.echo(f"{len(jobs.jobs)} job(s){groups} ok")
 
 
 def _check_source(path: str, source: Any, source_jobs: list[Any], local: str,
-                  ) -> list[tuple[int, str]]:
+                  state: SyncdState, jobs: Any) -> list[tuple[int, str]]:
     """Reach one source and check its jobs' tables (and that every column type maps into
     the ``local`` database): (exit code, message) of each problem."""
     from syncd.engine.checks import check_job, open_source, reach
@@ -139,7 +141,11 @@ def _check_source(path: str, source: Any, source_jobs: list[Any], local: str,
     problems: list[tuple[int, str]] = []
     try:
         reach(engine)
-        for job in source_jobs:
+        from syncd.cli_groups import check_groups
+        from syncd.groups import GroupSpec
+
+        groups = [g for g in source_jobs if isinstance(g, GroupSpec)]
+        for job in [j for j in source_jobs if not isinstance(j, GroupSpec)]:
             try:
                 for warning in check_job(job.table_sync(), engine, local):
                     click.echo(one_line(f'warning: job "{job.name}": {warning}'))
@@ -148,6 +154,7 @@ def _check_source(path: str, source: Any, source_jobs: list[Any], local: str,
                 click.echo(one_line(f'ok: job "{job.name}" ({source.masked_url} {job.table})'))
             except ConfigError as exc:
                 problems.append((EXIT_CONFIG, f'{path}: job "{job.name}": {exc}'))
+        problems += check_groups(path, groups, jobs, engine, local, state)
     except (SourceUnavailable, SourceRefused) as exc:
         text = str(exc)
         if not text.startswith(("unreachable", "refused")):
@@ -177,14 +184,15 @@ def lookback_line(job: Any, engine: Any) -> str:
 @pass_ctx
 def jobs_cmd(ctx: Context, as_json: bool) -> None:
     """List jobs with schedule, paused flag, last run and next run."""
+    from syncd.cli_groups import list_groups
     from syncd.status import job_overview
 
     jobs = load_jobs_or_exit(ctx.state)
     rows = job_overview(ctx.state, jobs)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(rows + list_groups(ctx.state, jobs, as_json=True), indent=2))
         return
-    if not rows:
+    if not rows and not jobs.groups:
         click.echo("no jobs defined")
     for row in rows:
         last = row["last_run"]
@@ -193,6 +201,7 @@ def jobs_cmd(ctx: Context, as_json: bool) -> None:
             f"{row['name']:<20} {row['mode']:<12} {row['schedule'] or 'manual only':<24} "
             f"{'PAUSED ' if row['paused'] else ''}last: {last_text}  next: {row['next_run'] or '-'}"
         )
+    list_groups(ctx.state, jobs, as_json=False)
 
 
 @cli.command()
@@ -216,6 +225,10 @@ def _run_now(ctx: Context, job: str, full_refresh: bool) -> None:
     ctx.web = False
     state = ctx.state
     jobs = load_jobs_or_exit(state)
+    if job in jobs.groups:
+        from syncd.cli_groups import run_group
+
+        run_group(state, jobs, jobs.groups[job], full_refresh)
     try:
         jobs.job(job)
     except ConfigError as exc:
@@ -259,6 +272,14 @@ def _check_before_run(path: str, job: Any, local: str) -> None:
             reach(engine)
         except ConfigError as exc:
             fail(f"{where}: {exc}", EXIT_CONFIG)
+        if job.group is not None:  # a table of a group: its cursor among the candidates
+            from syncd.group_tables import resolve_at_source
+            from syncd.groups import TableSkipped
+
+            try:
+                job = resolve_at_source(job, engine)
+            except TableSkipped:
+                return  # the run records it skipped
         check_job(job.table_sync(), engine, local)
     except (SourceUnavailable, SourceRefused):
         pass
@@ -283,7 +304,7 @@ def history(ctx: Context, job: str | None, limit: int, status: str | None, as_js
     query = select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)
     if job:
         _known_job_or_exit(ctx.state, job)
-        query = query.where(SyncRun.job == job)
+        query = query.where(_runs_of(ctx.state, job))
     if status:
         query = query.where(SyncRun.status == status)
     with ctx.state.sessions() as session:
@@ -296,6 +317,17 @@ def history(ctx: Context, job: str | None, limit: int, status: str | None, as_js
     for r in runs:
         started = r.started_at or r.queued_at
         click.echo(f"{started:%Y-%m-%d %H:%M:%S}Z [{r.trigger}] {describe(r)}")
+
+
+def _runs_of(state: SyncdState, job: str) -> Any:
+    """Runs of ``job``; of a group: the runs of its table jobs."""
+    from syncd.models import SyncRun
+
+    try:
+        group = job in state.jobs().groups
+    except ConfigError:
+        group = False
+    return SyncRun.job.startswith(job + ".", autoescape=True) if group else SyncRun.job == job
 
 
 def _known_job_or_exit(state: SyncdState, job: str) -> None:
@@ -312,9 +344,14 @@ def _known_job_or_exit(state: SyncdState, job: str) -> None:
         known = sorted(in_history)
         where = "the history (the jobs file does not validate)"
     else:
-        if job in jobs.jobs:
+        if job in jobs.jobs or job in jobs.groups:
             return
-        known = sorted(set(jobs.jobs) | in_history)
+        try:
+            jobs.job(job)  # a table of a group
+            return
+        except ConfigError:
+            pass
+        known = sorted(set(jobs.jobs) | set(jobs.groups) | in_history)
         where = jobs.path
     listed = ", ".join(known[:50]) + (f" and {len(known) - 50} more" if len(known) > 50 else "")
     fail(f'{where}: no job named "{job}" (jobs: {listed or "none"})', EXIT_CONFIG)
@@ -355,7 +392,8 @@ def _set_paused(ctx: Context, job: str, paused: bool) -> None:
 
     jobs = load_jobs_or_exit(ctx.state)
     try:
-        jobs.job(job)
+        if job not in jobs.groups:  # a group's scheduled ticks pause as a whole
+            jobs.job(job)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
     set_paused(ctx.state, job, paused, by="cli")

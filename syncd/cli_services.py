@@ -28,7 +28,13 @@ def trigger(job: str, full_refresh: bool) -> None:
     app = create_app()
     state = get_state(app)
     try:
-        load_jobs_or_exit(state)  # says so when a rejected file leaves the last good one
+        jobs = load_jobs_or_exit(state)  # says so when a rejected file leaves the last good one
+        if job in jobs.groups:
+            from syncd.cli_groups import trigger_group
+
+            with app.app_context():
+                trigger_group(state, jobs, jobs.groups[job], full_refresh)
+            return
         with app.app_context():
             run_id = enqueue_run(state, job, "cli", full_refresh=full_refresh, started_by="cli")
         running = running_run(state, job)

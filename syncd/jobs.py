@@ -36,13 +36,15 @@ SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB)?\s*$", re.IGNORECASE)
 SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 DEFAULT_BATCH_BYTES = 32 * 1024**2
 
-SOURCE_KEYS = {"url", "timezone"}
+SOURCE_KEYS = {"url", "timezone", "max_connections"}
 JOB_KEYS = {
     "name", "source", "table", "target", "mode", "cursor", "primary_key", "columns",
     "schedule", "batch_size", "lookback", "deletes", "max_delete_ratio",
     "on_schema_change", "timeout", "on_unrepresentable", "max_age", "verify_schedule",
     "verify_repair", "batch_bytes",
+    "tables", "overrides", "missing_cursor",  # a group job: see syncd.groups
 }
+DEFAULT_MAX_CONNECTIONS = 4
 STALE_PERIODS = 3  # default max_age: this many schedule periods
 
 
@@ -53,6 +55,7 @@ class SourceSpec:
     name: str
     url: str  # with ${VAR} expanded: never print it, use masked_url
     timezone: str = "UTC"
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # runs of this source at once (slots)
 
     @property
     def masked_url(self) -> str:
@@ -121,6 +124,10 @@ class JobSpec:
     verify_schedule: Schedule | None = None  # scheduled `syncd verify` runs
     verify_repair: bool = False  # scheduled verifies also repair what they find
     batch_bytes: int = DEFAULT_BATCH_BYTES  # a batch also ends at this many bytes
+    # A table job of a group (``tables = [...]``): see syncd.groups.
+    group: str | None = None  # the group job it belongs to
+    cursor_candidates: tuple[str, ...] = ()  # the first that exists is the cursor
+    missing_cursor: str = "full"  # no candidate exists: "full" | "skip" | "fail"
 
     def stale_after(self, now: datetime) -> timedelta | None:
         """Data older than this is stale: ``max_age``, else three schedule periods.
@@ -154,6 +161,7 @@ class JobSpec:
             source_timezone=self.source.timezone,
             on_unrepresentable=self.on_unrepresentable,
             lookback_auto=self.lookback_auto,
+            keyless_full=self.group is not None,
         )
 
 
@@ -165,14 +173,22 @@ class JobsFile:
     sources: dict[str, SourceSpec]
     jobs: dict[str, JobSpec]
     notify: NotifySpec = field(default_factory=NotifySpec)  # no [notify]: no targets
+    groups: dict[str, Any] = field(default_factory=dict)  # name -> syncd.groups.GroupSpec
 
     def job(self, name: str) -> JobSpec:
-        """The job called ``name``; ConfigError if there is none."""
-        try:
+        """The job called ``name`` (or ``<group>.<table>``); ConfigError if there is none."""
+        if name in self.jobs:
             return self.jobs[name]
-        except KeyError:
-            known = ", ".join(sorted(self.jobs)) or "none"
-            raise ConfigError(f'{self.path}: no job named "{name}" (jobs: {known})') from None
+        group, dot, table = name.partition(".")
+        if dot and group in self.groups:
+            from syncd.groups import table_job
+
+            return table_job(self.groups[group], table)
+        if name in self.groups:
+            raise ConfigError(f'{self.path}: job "{name}" is a group of tables: run one of its '
+                              f'tables ("{name}.<table>") or the whole group')
+        known = ", ".join(sorted(set(self.jobs) | set(self.groups))) or "none"
+        raise ConfigError(f'{self.path}: no job named "{name}" (jobs: {known})') from None
 
 
 def mask_url(url: str) -> str:
@@ -186,10 +202,10 @@ def parse_size(text: Any, where: str) -> int:
         text, bool) else None
     if not match:
         raise ConfigError(f'{where}: must be a size such as "32MB", "512KB" or bytes, '
-                          f"got {text!r}")
+                          f"got {shown(text)}")
     size = int(match.group(1)) * SIZE_UNITS[(match.group(2) or "b").lower()]
     if size < 1024:
-        raise ConfigError(f'{where}: must be at least 1KB, got {text!r}')
+        raise ConfigError(f"{where}: must be at least 1KB, got {shown(text)}")
     return size
 
 
@@ -282,10 +298,17 @@ def parse_jobs(data: dict[str, Any], label: str, environ: Mapping[str, str]) -> 
     if not isinstance(jobs_raw, list):
         raise ConfigError(f"{label}: jobs must be written as [[jobs]] entries")
     jobs: dict[str, JobSpec] = {}
+    groups: dict[str, Any] = {}
     for index, raw in enumerate(jobs_raw, start=1):
+        if isinstance(raw, dict) and "tables" in raw:
+            from syncd.groups import parse_group
+
+            group = parse_group(index, raw, label, sources)
+            _refuse_duplicate(group.name, jobs, groups, label)
+            groups[group.name] = group
+            continue
         job = _parse_job(index, raw, label, sources)
-        if job.name in jobs:
-            raise ConfigError(f'{label}: job "{job.name}": field "name": duplicate job name')
+        _refuse_duplicate(job.name, jobs, groups, label)
         jobs[job.name] = job
     targets: dict[str, str] = {}
     for job in jobs.values():
@@ -299,7 +322,13 @@ def parse_jobs(data: dict[str, Any], label: str, environ: Mapping[str, str]) -> 
     if "notify" in data:
         notify = parse_notify(data["notify"], label,
                               lambda value, where: expand_env(value, environ, where))
-    return JobsFile(path=label, sources=sources, jobs=jobs, notify=notify)
+    return JobsFile(path=label, sources=sources, jobs=jobs, notify=notify, groups=groups)
+
+
+def _refuse_duplicate(name: str, jobs: dict[str, Any], groups: dict[str, Any],
+                      label: str) -> None:
+    if name in jobs or name in groups:
+        raise ConfigError(f'{label}: job "{name}": field "name": duplicate job name')
 
 
 def _listed(names: set[str]) -> str:
@@ -323,7 +352,11 @@ def _parse_source(name: str, raw: Any, label: str, environ: Mapping[str, str]) -
         ZoneInfo(str(tz))
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ConfigError(f'{where}: field "timezone": unknown time zone {shown(tz)}') from exc
-    return SourceSpec(name=name, url=url, timezone=str(tz))
+    slots = raw.get("max_connections", DEFAULT_MAX_CONNECTIONS)
+    if not isinstance(slots, int) or isinstance(slots, bool) or not 1 <= slots <= 1000:
+        raise ConfigError(f'{where}: field "max_connections": must be a whole number from 1 '
+                          f"to 1000, not {shown(slots)}")
+    return SourceSpec(name=name, url=url, timezone=str(tz), max_connections=slots)
 
 
 def _check_url(url: str, where: str) -> None:
@@ -385,6 +418,8 @@ def _parse_job(index: int, raw: Any, label: str, sources: dict[str, SourceSpec])
         )
     where = f'{label}: job "{name}"'
     _refuse_unknown(set(raw) - JOB_KEYS, JOB_KEYS, where)
+    for key in sorted({"overrides", "missing_cursor"} & set(raw)):
+        raise ConfigError(f'{where}: field "{key}": only for a job with "tables"')
     source_name = raw.get("source")
     if not isinstance(source_name, str) or source_name not in sources:
         known = _listed(set(sources)) or "none defined"

@@ -98,6 +98,7 @@ class SyncRun(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # between attempts
     attempt_errors_json: Mapped[str | None] = mapped_column("attempt_errors", Text)
     waiting_for: Mapped[int | None] = mapped_column(BigInteger)  # queued behind this run
+    waiting_slot: Mapped[str | None] = mapped_column(String(100))  # queued: a source's slots
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_by: Mapped[str | None] = mapped_column(String(100))
     # Verify runs (trigger "verify"); NULL on sync runs.
@@ -132,6 +133,8 @@ class SyncRun(Base):
         if self.status == "queued":
             if self.waiting_for is not None:
                 return f"waiting for run #{self.waiting_for} to finish"
+            if self.waiting_slot is not None:
+                return f"waiting for a slot on source {self.waiting_slot}"
             return "waiting for a worker to take it"
         if self.status != "running":
             return None
@@ -213,6 +216,22 @@ class JobState(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     changed_by: Mapped[str | None] = mapped_column(String(100))
     changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class GroupTable(Base):
+    """A table a group job found at its source, and since when it is gone (if it is)."""
+
+    __tablename__ = "syncd_group_tables"
+
+    group_name: Mapped[str] = mapped_column(String(100))
+    table_name: Mapped[str] = mapped_column(String(200))
+    job: Mapped[str] = mapped_column(String(100))  # <group>.<table>
+    target: Mapped[str] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    missing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (PrimaryKeyConstraint("group_name", "table_name"),)
 
 
 class JobLease(Base):

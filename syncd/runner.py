@@ -42,11 +42,14 @@ from syncd.engine.errors import (
     SourceUnavailable,
     one_line,
 )
+from syncd.group_tables import resolve_at_source
+from syncd.groups import TableSkipped
 from syncd.jobs import JobSpec
 from syncd.locks import JobFence, JobLock, take_lease
 from syncd.models import JobState, SyncRun, utcnow
 from syncd.notify.alerts import notify_run
 from syncd.retry import Backoff, LocalUnavailable, describe_error, is_transient_error, local_write
+from syncd.slots import SourceSlot, take_slot
 from syncd.stale_runs import abandon_running
 from syncd.waiting import wait_for_job, waiting_run
 
@@ -137,6 +140,7 @@ def run_job(state: SyncdState, request: RunRequest, on_progress: ProgressHook | 
         if ended is not None:  # cancelled while it waited, or failed: waited too long
             notify_run(state, ended)
             return ended
+    slot: SourceSlot | None = None
     try:
         if request.scheduled:
             waiting = local_write(lambda: waiting_run(state, spec.name), backoff,
@@ -147,11 +151,16 @@ def run_job(state: SyncdState, request: RunRequest, on_progress: ProgressHook | 
                 return local_write(
                     lambda: _finish_unstarted(state, request, "skipped", reason),
                     backoff, "record the run")
+        slot, request, unstarted = take_slot(state, spec, request)  # may wait, queued
+        if unstarted is not None:  # cancelled while it waited for a slot
+            return unstarted
         run = local_write(lambda: _start(state, request), backoff, "start the run")
         if run.status != "running":  # cancelled while it waited for the lock
             return run
         run = _execute(state, spec, run, request, on_progress, lock, interrupted)
     finally:
+        if slot is not None:
+            slot.release()
         lock.release()
     notify_run(state, run)  # recorded and unlocked first; never raises
     return run
@@ -200,7 +209,8 @@ def _start(state: SyncdState, request: RunRequest) -> SyncRun:
     now = utcnow()
     holder = f"{socket.gethostname()}:{os.getpid()}"
     started = {"status": "running", "started_at": now, "heartbeat_at": now,
-               "hostname": socket.gethostname(), "pid": os.getpid(), "waiting_for": None}
+               "hostname": socket.gethostname(), "pid": os.getpid(), "waiting_for": None,
+               "waiting_slot": None}
     with state.sessions.begin() as session:
         abandon_running(session, request.job)
         run = session.get(SyncRun, request.run_id) if request.run_id is not None else None
@@ -332,7 +342,7 @@ def _execute(state: SyncdState, spec: JobSpec, run: SyncRun, request: RunRequest
         except Exception as exc:  # noqa: BLE001  (recorded in the history, not lost)
             error = exc
             last = not is_transient_error(exc) or attempt == backoff.attempts
-            if isinstance(exc, RunCancelled):
+            if isinstance(exc, (RunCancelled, TableSkipped)):
                 break
             delay = None if last else backoff.delay(attempt)
             attempts.failed(attempt, exc, delay)
@@ -359,6 +369,8 @@ def _sync(spec: JobSpec, state: SyncdState, full_refresh: bool, progress: Progre
             reach(source)
         except (SourceUnavailable, SourceRefused, ConfigError) as exc:
             raise type(exc)(f"{where}: {exc}") from exc
+        if spec.group is not None:  # a table of a group: its cursor among the candidates
+            spec = resolve_at_source(spec, source)
         return sync_table(spec.table_sync(), source, state.engine, full_refresh=full_refresh,
                           progress=progress, on_progress=recorder, guard=fence,
                           mysql_reader=str(state.config.SYNCD_MYSQL_READER))
@@ -440,7 +452,10 @@ def _outcome(progress: Progress, result: SyncResult, error: BaseException | None
         "lookback_json": json.dumps(progress.lookback) if progress.lookback else None,
         "status": "succeeded" if error is None else "failed",
     }
-    if isinstance(error, RunCancelled):
+    if isinstance(error, TableSkipped):
+        values["status"] = "skipped"
+        values["error"] = str(error)
+    elif isinstance(error, RunCancelled):
         values["status"] = "cancelled"
         values["cancelled_by"] = error.by
         values["error"] = (f"{error}: stopped after {progress.rows_read:,} rows read; the "

@@ -230,7 +230,9 @@ def _read_fast(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] | N
     read = select_list(src.cols(), ctx.plans)
     pk_index = [src.columns.index(name) for name in src.primary_key]
     key_plans = ctx.key_plans()
-    reader = fastread.Reader(fastread.connect_params(conn.connection.dbapi_connection))
+    params = fastread.connect_params(conn.connection.dbapi_connection)
+    conn.invalidate()  # closed, not pooled: the reader's connection is the run's only one
+    reader = fastread.Reader(params)
     try:
         limit = min(spec.batch_size, FIRST_FETCH)
         while True:
@@ -300,8 +302,11 @@ def _swap(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
     stage = local_table(staging, ctx.plans, src.primary_key)
     with ctx.writing() as conn:
         exists = inspect(conn).has_table(target_name)
-        if not exists:
+        if not exists or not src.primary_key:  # without a key, rows are replaced, not matched
             progress.rows_inserted += conn.execute(row_count(stage)).scalar_one()
+            if exists:
+                progress.rows_deleted += conn.execute(
+                    row_count(local_table(target_name, [], ()))).scalar_one()
         else:
             present = {c["name"] for c in inspect(conn).get_columns(target_name)}
             target = local_table(target_name, [p for p in ctx.plans if p.name in present],
@@ -317,7 +322,7 @@ def _swap(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
         _swap_mysql(ctx, stage, exists)
     with ctx.writing() as conn:
         if dialect not in ("mysql", "mariadb"):
-            _swap_transactional(conn, stage.name, target_name, exists)
+            _swap_transactional(conn, stage.name, target_name, exists, bool(src.primary_key))
         record_columns(conn, spec.job, ctx.plans)
         if spec.mode == "incremental":
             save_checkpoint(conn, Checkpoint(spec.job, "incremental", cursor=load_cursor))
@@ -326,13 +331,14 @@ def _swap(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
             clear_checkpoint(conn, spec.job)
 
 
-def _swap_transactional(conn: Connection, staging: str, target: str, exists: bool) -> None:
+def _swap_transactional(conn: Connection, staging: str, target: str, exists: bool,
+                        keyed: bool = True) -> None:
     """PostgreSQL and SQLite: DDL is transactional, so drop + rename is atomic."""
     quote = conn.dialect.identifier_preparer.quote
     if exists:
         conn.exec_driver_sql(f"DROP TABLE {quote(target)}")
     conn.exec_driver_sql(f"ALTER TABLE {quote(staging)} RENAME TO {quote(target)}")
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql" and keyed:
         conn.exec_driver_sql(
             f"ALTER TABLE {quote(target)} RENAME CONSTRAINT {quote(pk_name(staging))} "
             f"TO {quote(pk_name(target))}"

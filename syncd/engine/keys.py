@@ -39,7 +39,7 @@ def require_unique_key(spec: TableSync, source: Engine, src: SourceTable) -> Non
     """ConfigError if the job's key is not unique at the source (checked only when the
     source does not declare it unique)."""
     key = src.primary_key
-    if declared_unique(src.table, key):
+    if not key or declared_unique(src.table, key):  # no key: loaded in full, nothing keyed
         return
     with translated_errors(f"source table {spec.qualified_table}"), source.connect() as conn:
         found = conn.execute(duplicate_key_query(src.table, key)).first()

@@ -79,7 +79,7 @@ def reflect_source(spec: TableSync, source: Engine) -> SourceTable:
         pk = tuple(spec.primary_key)
     else:
         pk = tuple(c.name for c in table.primary_key.columns)
-        if not pk:
+        if not pk and not spec.keyless_full:
             raise ConfigError(
                 f"source table {spec.qualified_table} has no primary key: "
                 'set "primary_key" to columns that identify a row'
@@ -114,7 +114,7 @@ def check_table(spec: TableSync, source: Engine, local: str | None = None) -> li
     if local is not None:
         plan_columns(src, local, spec)
     warnings = []
-    if src.cursor:
+    if src.cursor and src.primary_key:  # without a key, every run is a full load
         with translated_errors(f"source table {spec.qualified_table}"), source.connect() as conn:
             indexes = inspect(conn).get_indexes(spec.table, schema=spec.schema)
         leading = {idx["column_names"][0] for idx in indexes if idx.get("column_names")}
@@ -140,6 +140,8 @@ def local_table(name: str, plans: Sequence[ColumnPlan], primary_key: Sequence[st
         Column(p.name, Verbatim(p.ddl), nullable=p.name not in primary_key) for p in plans]
     for col in extra:
         columns.append(Column(col.name, col.type, nullable=True))
+    if not primary_key:  # a keyless table (loaded in full at every run)
+        return Table(name, MetaData(), *columns)
     return Table(name, MetaData(), *columns, PrimaryKeyConstraint(*primary_key,
                                                                     name=pk_name(name)))
 

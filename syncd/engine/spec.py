@@ -29,6 +29,7 @@ class TableSync:
     source_timezone: str = "UTC"
     on_unrepresentable: str = "fail"  # "fail" | "null": a value the local type cannot hold
     lookback_auto: bool = False  # lookback = "auto" (``lookback`` is then the fallback)
+    keyless_full: bool = False  # no primary key: load in full at every run, without resume
 
     @property
     def qualified_table(self) -> str:

@@ -17,6 +17,8 @@ from syncd.engine.reconcile import reconcile_deletes
 from syncd.engine.schema import plan_columns, reflect_local, reflect_source
 from syncd.engine.spec import Progress, ProgressCallback, SyncResult, TableSync
 
+KEYLESS = "no primary key: loaded in full, without resume"
+
 
 def sync_table(
     spec: TableSync, source: Engine, local: Engine, *, full_refresh: bool = False,
@@ -36,15 +38,18 @@ def sync_table(
     require_unique_key(spec, source, src)
     plans = plan_columns(src, local.dialect.name, spec)
     ctx = SyncContext(spec, source, local, src, progress, plans, on_progress, guard)
-    if is_mysql(source):
+    keyless = not src.primary_key  # allowed by spec.keyless_full: full, never resumed
+    if is_mysql(source) and not keyless:  # the fast reader pages by key
         ctx.reader = fastread.choose(mysql_reader)
+    if keyless:
+        progress.warn(KEYLESS)
     with translated_errors("local database"):
-        point = _prepare(ctx, full_refresh)
+        point = _prepare(ctx, full_refresh or keyless)
         before = point.cursor if point and point.phase == "incremental" else None
         progress.cursor_before = ctx.decode(before, spec.cursor) if spec.cursor else None
         progress.cursor = progress.cursor_before
         did_full = False
-        if spec.mode == "full" or point is None or point.phase != "incremental" \
+        if spec.mode == "full" or keyless or point is None or point.phase != "incremental" \
                 or not _target_exists(ctx):
             full_load(ctx, point)
             did_full = True

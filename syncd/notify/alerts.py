@@ -108,7 +108,13 @@ def notify_housekeeping(state: SyncdState, now: datetime | None = None) -> list[
         now = now or utcnow()
         paused = paused_jobs(state)
         results: list[DeliveryResult] = []
-        for spec in jobs.jobs.values():
+        specs = list(jobs.jobs.values())
+        if jobs.groups:  # the table jobs the groups' last expansions found
+            from syncd.group_tables import recorded_jobs
+
+            specs += [spec for table_jobs in recorded_jobs(state, jobs).values()
+                      for spec in table_jobs.values() if spec.group not in paused]
+        for spec in specs:
             if spec.name in paused:
                 continue
             with state.sessions() as session:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import defer
 
 from syncd import SyncdState
-from syncd.jobs import JobSpec, Schedule
+from syncd.jobs import JobsFile, JobSpec, Schedule
 from syncd.models import SyncRun, utcnow
 from syncd.status import last_successes, paused_jobs
 from syncd.web.history import Queued, active_run_in, queued_in
@@ -137,3 +138,12 @@ def job_rows(state: SyncdState, specs: dict[str, JobSpec]) -> list[JobRow]:
         ))
     rows.sort(key=lambda row: (not row.needs_attention, row.name))
     return rows
+
+
+def group_rows(state: SyncdState, jobs: JobsFile) -> list[tuple[dict[str, Any], list[JobRow]]]:
+    """Each group job (its summary) with the dashboard lines of its table jobs."""
+    from syncd.group_tables import group_summary, recorded_jobs
+
+    table_jobs = recorded_jobs(state, jobs)
+    return [(group_summary(state, group), job_rows(state, table_jobs.get(name, {})))
+            for name, group in sorted(jobs.groups.items())]

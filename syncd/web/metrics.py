@@ -178,7 +178,12 @@ class RunsCollector(Collector):
         valid.add_metric([], 1 if force.rejected is None else 0)
         if force.jobs is not None and force.good is not None:
             loaded.add_metric([], force.good.loaded_at.timestamp())
-        specs = force.jobs.jobs if force.jobs is not None else {}
+        specs = dict(force.jobs.jobs) if force.jobs is not None else {}
+        if force.jobs is not None and force.jobs.groups:
+            from syncd.group_tables import recorded_jobs
+
+            for table_jobs in recorded_jobs(self.state, force.jobs).values():
+                specs.update(table_jobs)
         names = sorted(specs)
         stopped = paused_jobs(self.state)
         successes = last_successes(self.state, names)
@@ -192,6 +197,19 @@ class RunsCollector(Collector):
                 last.add_metric([name], run.finished_at.timestamp())
                 since.add_metric([name], (now - run.finished_at).total_seconds())
         yield from (valid, loaded, info, paused, last, since)
+        if force.jobs is not None and force.jobs.groups:
+            yield self._group_tables(force.jobs)
+
+    def _group_tables(self, jobs: Any) -> Metric:
+        from syncd.group_tables import missing_counts
+
+        gone = GaugeMetricFamily(
+            "syncd_group_tables_missing",
+            "Tables of a group job gone from the source since it found them (local tables kept).",
+            labels=["job"])
+        for name, count in missing_counts(self.state, jobs).items():
+            gone.add_metric([name], count)
+        return gone
 
     def _runs(self, totals: Totals) -> Iterator[Metric]:
         runs = CounterMetricFamily("syncd_runs", "Finished runs by job and status.",

@@ -29,7 +29,7 @@ from syncd.models import FINISHED, RUN_STATUSES, TRIGGERS
 from syncd.stale_runs import housekeep_now_and_then
 from syncd.web.auth import operator_required, safe_next
 from syncd.web.chart import run_chart
-from syncd.web.dashboard import job_rows
+from syncd.web.dashboard import group_rows, job_rows
 from syncd.web.history import (
     PAGE_SIZE,
     RunFilter,
@@ -67,9 +67,22 @@ def _job_or_404(name: str) -> JobSpec:
     jobs, problem = _jobs_file()
     if jobs is None:
         abort(409, f"the jobs file does not validate: {problem}")
-    if name not in jobs.jobs:
+    spec = _spec(jobs, name)
+    if spec is None:
         abort(404, f'no job named "{name}"')
-    return jobs.jobs[name]
+    return spec
+
+
+def _spec(jobs: JobsFile | None, name: str) -> JobSpec | None:
+    """The job ``name`` (a table of a group too), or None."""
+    from syncd.engine.errors import ConfigError
+
+    if jobs is None:
+        return None
+    try:
+        return jobs.job(name)
+    except ConfigError:
+        return None
 
 
 def _choice(arg: str, allowed: tuple[str, ...]) -> str | None:
@@ -93,7 +106,8 @@ def dashboard() -> str:
     jobs, problem = _jobs_file()
     housekeep_now_and_then(get_state())
     rows = job_rows(get_state(), jobs.jobs) if jobs is not None else []
-    return render_template("dashboard.html", rows=rows, problem=problem)
+    groups = group_rows(get_state(), jobs) if jobs is not None else []
+    return render_template("dashboard.html", rows=rows, problem=problem, groups=groups)
 
 
 @bp.route("/jobs/<name>")
@@ -102,7 +116,7 @@ def job(name: str) -> str:
     """One job's history with filters, keyset paging and a chart."""
     state = get_state()
     jobs, problem = _jobs_file()
-    spec = jobs.jobs.get(name) if jobs is not None else None
+    spec = _spec(jobs, name)
     if spec is None and not has_runs(state, name):
         abort(404, f'no job named "{name}"')
     f = RunFilter(job=name, status=_choice("status", RUN_STATUSES),
