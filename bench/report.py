@@ -21,6 +21,8 @@ class Target:
 
 def _find(figures: list[Figure], name: str, pair: str | None = None) -> Figure | None:
     for fig in figures:
+        if fig.group == "baseline":
+            continue
         if fig.name.startswith(name) and (pair is None or fig.pair == pair) and fig.samples:
             return fig
     return None
@@ -115,7 +117,7 @@ def _row(fig: Figure, figures: list[Figure]) -> str:
         "incremental" not in fig.name and "reconcile" not in fig.name else ""
     peer = best_peer(figures, fig.pair) if fig.group == "syncd" else None
     vs_peer = f"{fig.rate / peer.rate:.2f}x ({_cell(peer.name)})" if peer and vs_limit else ""
-    wall = f"{fig.wall:.2f}" if fig.group == "syncd" else ""
+    wall = f"{fig.wall:.2f}" if fig.group in ("syncd", "baseline") else ""
     return (f"| {_cell(fig.name)} | {fig.pair} | {fig.seconds:.2f} ({low:.2f}-{high:.2f}) | "
             f"{fig.rows:,} | {fig.rate:,.0f} | {vs_limit} | {vs_peer} | {fig.peak_mib:.0f} | "
             f"{wall} |")

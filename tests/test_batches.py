@@ -8,8 +8,14 @@ import pytest
 from sample_tables import BASE_TIME, create_orders, execute, table_rows
 from test_sync import jobs_toml, make_state, run
 
+from syncd.engine import values
+from syncd.engine.convert import RowConverter
+from syncd.engine.errors import ValueUnrepresentable
+from syncd.engine.full import _encoded
 from syncd.engine.load import encode_copy
 from syncd.engine.readers import Batcher, row_bytes
+from syncd.engine.spec import Progress
+from syncd.engine.typemap import ColumnPlan
 
 
 def _fetcher(rows: list[tuple[object, ...]]):  # type: ignore[no-untyped-def]
@@ -48,6 +54,38 @@ def test_copy_text_keeps_null_empty_and_escapes_apart():
     assert encode_copy([(1, None)]).format == "csv"  # not all text: the csv module writes it
 
 
+@pytest.mark.parametrize("odd", ["\\N", "a\\b", "cr\r", "tab\t", "nl\n", "None", ""])
+def test_copy_text_of_many_plain_rows_and_one_odd_value(odd):
+    rows = [(str(i), f"name {i}", None if i % 3 else "x") for i in range(1000)]
+    rows[500] = ("500", odd, None)
+    data = encode_copy(rows)
+    assert data.format == "text"
+    assert data.decoded() == [list(row) for row in rows]
+    assert encode_copy(rows[:500]).decoded() == [list(row) for row in rows[:500]]
+
+
+def _plans(*converters):  # type: ignore[no-untyped-def]
+    return [ColumnPlan(name=f"c{i}", source=None, family="string", ddl="text",  # type: ignore[arg-type]
+                       read="raw", convert=convert, key=values.same)
+            for i, convert in enumerate(converters)]
+
+
+def test_checks_of_whole_columns_pass_good_values_and_find_every_bad_one():
+    plans = _plans(None, values.no_nul, values.no_nul, values.mysql_date, values.mysql_date)
+    good = [(str(i), f"text {i}", None, "2026-01-31", "2026-02-01 10:00:00") for i in range(100)]
+    progress = Progress()
+    assert RowConverter("j", plans, ["c0"], progress)(good) == good
+    bad = good + [("100", "a", "b\x00", "2026-01-01", "0000-00-00 00:00:00"),
+                  ("101", None, "c", "2026-00-05", None)]
+    stored = RowConverter("j", plans, ["c0"], progress, on_unrepresentable="null")(bad)
+    assert [list(row) for row in stored[:100]] == [list(row) for row in good]
+    assert [list(row) for row in stored[100:]] == [["100", "a", None, "2026-01-01", None],
+                                                   ["101", None, "c", None, None]]
+    assert len(progress.warnings) == 3
+    with pytest.raises(ValueUnrepresentable, match='column "c2", row with c0=100'):
+        RowConverter("j", plans, ["c0"], Progress())(bad)
+
+
 @pytest.mark.parametrize("source_kind,local_kind", [("mysql", "postgres"), ("mysql", "mysql"),
                                                     ("postgres", "postgres"),
                                                     ("postgres", "sqlite")])
@@ -67,3 +105,16 @@ def test_wide_rows_cut_by_batch_bytes_arrive_whole(databases, tmp_path, source_k
     assert second.status == "succeeded", second.error
     assert second.rows_updated == 20
     assert table_rows(local, "orders") == table_rows(src, "orders")
+
+
+def test_batch_with_a_nul_is_converted_again_and_warns_once_per_value():
+    plans = _plans(None, values.no_nul, values.mysql_date)
+    rows = [("1", "a", "2026-01-01"), ("2", "x\x00y", "0000-00-00"), ("3", None, "2026-01-03")]
+    progress = Progress()
+    convert = RowConverter("j", plans, ["c0"], progress, on_unrepresentable="null")
+    data = _encoded(convert, rows, (values.no_nul,))
+    assert data.decoded() == [["1", "a", "2026-01-01"], ["2", None, None],
+                              ["3", None, "2026-01-03"]]
+    assert sorted(progress.warnings.values()) == [1, 1]
+    with pytest.raises(ValueUnrepresentable, match='column "c1", row with c0=2'):
+        _encoded(RowConverter("j", plans, ["c0"], Progress()), rows, (values.no_nul,))

@@ -39,12 +39,21 @@ class SyncContext:
             self.on_progress(self.progress)
 
     @contextmanager
-    def writing(self) -> Iterator[Connection]:
-        """A local transaction that writes: the guard runs in it before anything else."""
-        with self.local.begin() as conn:
+    def writing(self, held: Connection | None = None) -> Iterator[Connection]:
+        """A local transaction that writes: the guard runs in it before anything else.
+
+        ``held``: a connection kept across many transactions (a full load's batches), which
+        spares a pool checkout and its liveness ping per transaction."""
+        if held is None:
+            with self.local.begin() as conn:
+                if self.guard is not None:
+                    self.guard(conn)
+                yield conn
+            return
+        with held.begin():
             if self.guard is not None:
-                self.guard(conn)
-            yield conn
+                self.guard(held)
+            yield held
 
     @contextmanager
     def writing_on(self, conn: Connection) -> Iterator[Connection]:

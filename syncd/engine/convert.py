@@ -9,13 +9,15 @@ says ``on_unrepresentable = "null"``. MySQL zero dates become NULL with a warnin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from syncd.engine.errors import ValueUnrepresentable
 from syncd.engine.spec import Progress
 from syncd.engine.typemap import ColumnPlan
-from syncd.engine.values import Unrepresentable, ZeroDate
+from syncd.engine.values import Converter, Unrepresentable, ZeroDate, column_check
 
 
 class RowConverter:
@@ -30,13 +32,24 @@ class RowConverter:
         self.progress = progress
         self.store_null = on_unrepresentable == "null"
         self.touched = [(i, p.convert) for i, p in enumerate(self.plans) if p.convert]
+        # Columns whose converter only checks values (and can test a whole column), grouped.
+        self.groups: dict[Converter, list[int]] = {}
+        for i, convert in self.touched:
+            if column_check(convert) is not None:
+                self.groups.setdefault(convert, []).append(i)
 
-    def __call__(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
-        """The rows ready for the writer (tuples or lists, in column order)."""
-        if not self.touched:
+    def __call__(self, rows: Sequence[Sequence[Any]],
+                 trusted: Collection[Converter] = ()) -> list[Any]:
+        """The rows ready for the writer (tuples or lists, in column order).
+
+        ``trusted``: check-only converters whose columns are left as they are, because the
+        caller checks the result itself (and converts again without them if it fails)."""
+        failing = self._unproven(rows, trusted)
+        touched = [(i, convert) for i, convert in self.touched if i in failing]
+        if not touched:
             return [row if type(row) is tuple else tuple(row) for row in rows]
         out = [list(row) for row in rows]
-        for i, convert in self.touched:
+        for i, convert in touched:
             try:
                 for row in out:
                     value = row[i]
@@ -44,6 +57,22 @@ class RowConverter:
                         row[i] = convert(value)
             except (Unrepresentable, ZeroDate):
                 self._slow_column(out, rows, i, convert)
+        return out
+
+    def _unproven(self, rows: Sequence[Sequence[Any]], trusted: Collection[Converter],
+                  ) -> set[int]:
+        """The touched columns not shown to pass as they are: a column's converter that only
+        checks is tested on all columns it serves at once, then (if that fails) column by
+        column; the others are converted value by value."""
+        grouped = {i for columns in self.groups.values() for i in columns}
+        out = {i for i, _ in self.touched if i not in grouped}
+        for convert, columns in self.groups.items():
+            check = column_check(convert)
+            if convert in trusted or check is None:
+                continue
+            if len(columns) > 1 and check(chain.from_iterable(map(itemgetter(*columns), rows))):
+                continue
+            out.update(i for i in columns if not check(map(itemgetter(i), rows)))
         return out
 
     def _slow_column(self, out: list[list[Any]], rows: Sequence[Sequence[Any]], i: int,

@@ -25,10 +25,16 @@ from syncd.engine.convert import RowConverter
 from syncd.engine.copyread import copy_batches, copy_select_list, key_of
 from syncd.engine.drift import record_columns
 from syncd.engine.keys import is_duplicate_key, require_unique_key
-from syncd.engine.load import encode_copy, writer_for
+from syncd.engine.load import CopyData, encode_copy, writer_for
 from syncd.engine.lookback import read_clock, start_auto
 from syncd.engine.memory import LARGE_VALUES, map_large_allocations
-from syncd.engine.queries import diff_counts, full_scan, max_cursor, row_count
+from syncd.engine.queries import (
+    diff_counts,
+    full_scan,
+    max_cursor,
+    mysql_row_estimate,
+    row_count,
+)
 from syncd.engine.readers import (
     FIRST_FETCH,
     compile_query,
@@ -39,6 +45,7 @@ from syncd.engine.readers import (
 )
 from syncd.engine.schema import SourceTable, create_local_table, local_table, pk_name
 from syncd.engine.typemap import Verbatim
+from syncd.engine.values import no_nul
 
 
 def staging_name(target: str) -> str:
@@ -66,7 +73,9 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
         position, load_cursor = None, _start_cursor(ctx)
         _create_staging(ctx, staging, load_cursor)
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
-        progress.rows_total = s.execute(row_count(src.table)).scalar_one()
+        # For the progress bar: MySQL's estimate, PostgreSQL's and SQLite's count.
+        progress.rows_total = s.execute(mysql_row_estimate(src.table)).scalar() \
+            if is_mysql(ctx.source) else s.execute(row_count(src.table)).scalar_one()
 
     def checkpoint(conn: Connection, key: tuple[Any, ...], _rows: int) -> None:
         save_checkpoint(conn, Checkpoint(spec.job, "full", position=key,
@@ -96,6 +105,12 @@ def load_batches(ctx: SyncContext, staging: str, position: tuple[Any, ...] | Non
         # No reader thread: SQLite's executemany gives up and retakes the GIL for every
         # row, and a busy reader thread makes each retake wait (3x slower, measured).
         batches = _prepared(ctx, _read_source(ctx, position))
+    elif postgres and is_mysql(ctx.source):
+        # Three stages: a thread reads (its waits on the source let the others run, so
+        # the source works on the next batch meanwhile), a thread converts and encodes,
+        # this one writes.
+        batches = _prefetch(_prepared(ctx, _prefetch(_read_source(ctx, position),
+                                                     name="syncd-fetch")))
     else:
         batches = _prefetch(_prepared(ctx, _read_source(ctx, position)))
     # One connection for the whole load: a batch costs no pool check-out and ping.
@@ -157,18 +172,34 @@ def _prepared(ctx: SyncContext, batches: Iterator[list[Any]],
     pk_index = [src.columns.index(name) for name in src.primary_key]
     key_plans = ctx.key_plans()
     postgres = ctx.local.dialect.name == "postgresql"
+    trusted = (no_nul,) if is_mysql(ctx.source) else ()
     try:
         for rows in batches:
             last = rows[-1]
             key = tuple(plan.key(last[i]) for plan, i in zip(key_plans, pk_index))
-            values = convert(rows)
-            item = len(rows), key, encode_copy(values) if postgres else values
-            del rows, values, last  # only the encoded batch waits in the queue
+            item = len(rows), key, \
+                _encoded(convert, rows, trusted) if postgres else convert(rows)
+            del rows, last  # only the encoded batch waits in the queue
             yield item
             del item
     finally:  # a value refused ends the read now: the source's cursor must not linger
         if hasattr(batches, "close"):
             batches.close()
+
+
+def _encoded(convert: RowConverter, rows: list[Any], trusted: tuple[Any, ...]) -> CopyData:
+    """The batch as COPY input. From MySQL (every value text) the text columns are checked
+    for NUL characters in the encoded text (one scan) instead of column by column; if it
+    holds one, or is not all text, the type map's checks run on every column and decide,
+    value by value (an error, or NULL with a warning)."""
+    if trusted:
+        warned = dict(convert.progress.warnings)
+        data = encode_copy(convert(rows, trusted=trusted))
+        if data.format == "text" and "\x00" not in data.data:
+            return data
+        convert.progress.warnings.clear()  # counted again below
+        convert.progress.warnings.update(warned)
+    return encode_copy(convert(rows))
 
 
 def _decode_key(ctx: SyncContext, values: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
@@ -267,7 +298,8 @@ def _read_fast(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] | N
         reader.close()
 
 
-def _prefetch(batches: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+def _prefetch(batches: Iterator[Any], depth: int = 1, name: str = "syncd-read",
+              ) -> Iterator[Any]:
     """Read the next batch in a thread while the current one is written."""
     slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
     done = object()
@@ -289,7 +321,7 @@ def _prefetch(batches: Iterator[Any], depth: int = 1) -> Iterator[Any]:
         except BaseException as exc:  # noqa: BLE001  (handed to the consumer)
             slots.put(exc)
 
-    thread = threading.Thread(target=produce, name="syncd-read", daemon=True)
+    thread = threading.Thread(target=produce, name=name, daemon=True)
     thread.start()
     try:
         while True:

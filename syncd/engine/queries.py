@@ -24,6 +24,8 @@ from sqlalchemy import (
     true,
     tuple_,
 )
+from sqlalchemy import column as sql_column
+from sqlalchemy import table as sql_table
 
 
 def keyset_after(columns: Sequence[Any], values: Sequence[Any]) -> ColumnElement[bool]:
@@ -183,6 +185,18 @@ def max_cursor(table: Table, cursor: str) -> Select[Any]:
 def row_count(table: Table) -> Select[Any]:
     """Number of rows."""
     return select(func.count()).select_from(table)
+
+
+_MYSQL_TABLES = sql_table("TABLES", sql_column("TABLE_SCHEMA"), sql_column("TABLE_NAME"),
+                          sql_column("TABLE_ROWS"), schema="information_schema")
+
+
+def mysql_row_estimate(source: Table) -> Select[Any]:
+    """MySQL's estimate of a table's rows, from its statistics (no scan: counting a large
+    InnoDB table takes as long as a good part of reading it)."""
+    t = _MYSQL_TABLES.c
+    schema = source.schema if source.schema is not None else func.database()
+    return select(t.TABLE_ROWS).where(t.TABLE_SCHEMA == schema, t.TABLE_NAME == source.name)
 
 
 def diff_counts(new: Table, old: Table, pk: Sequence[str], columns: Sequence[str],

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time
 from decimal import Context, Decimal, InvalidOperation
+from functools import partial
+from operator import is_not
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -292,6 +294,41 @@ def mysql_time_of_day(value: Any) -> Any:
             "0:.") != "24"):
         raise Unrepresentable("TIME outside 00:00:00-24:00:00")
     return value
+
+
+# --- whole columns ----------------------------------------------------------------------------
+
+ColumnCheck = Callable[[Iterable[Any]], bool]
+_NOT_NULL = partial(is_not, None)
+# A MySQL date whose text starts with a zero date or has "00" as its month or its day;
+# at the start of any value of a column joined by newlines (DOTALL: a value holding a
+# newline can only add a match, never hide one).
+_BAD_MYSQL_DATE = re.compile(r"\n(?:0000-00-00|.{5}00|.{8}00)", re.DOTALL)
+
+
+def _column_no_nul(values: Iterable[Any]) -> bool:
+    try:
+        return "\x00" not in "".join(filter(_NOT_NULL, values))
+    except TypeError:  # a value that is not text: value by value
+        return False
+
+
+def _column_mysql_date(values: Iterable[Any]) -> bool:
+    try:
+        return _BAD_MYSQL_DATE.search("\n" + "\n".join(filter(_NOT_NULL, values))) is None
+    except TypeError:
+        return False
+
+
+_COLUMN_CHECKS: dict[Converter, ColumnCheck] = {no_nul: _column_no_nul,
+                                                mysql_date: _column_mysql_date}
+
+
+def column_check(convert: Converter) -> ColumnCheck | None:
+    """For a converter that only checks values (returns each value it accepts as it is): a
+    test of a whole column, at C speed, true only if the converter accepts every value of it
+    (NULLs aside). False says nothing: the column is then converted value by value."""
+    return _COLUMN_CHECKS.get(convert)
 
 
 # --- keys ------------------------------------------------------------------------------------
