@@ -17,6 +17,7 @@ tick) records itself ``queued`` before it waits.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, update
 
 from syncd import SyncdState
-from syncd.jobs import JobSpec
+from syncd.jobs import JobSpec, SourceSpec
 from syncd.locks import JobLock
 from syncd.models import SyncRun, utcnow
 from syncd.retry import Backoff, local_write
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from syncd.runner import RunRequest
 
 POLL_SECONDS = 0.5
+
+# The slot each run of this process holds, by job: a split load hands it on to its ranges.
+_held: dict[str, SourceSlot] = {}
 
 
 class SourceSlot:
@@ -55,6 +59,8 @@ class SourceSlot:
 
     def release(self) -> None:
         """Give the slot back (the database or OS also does it when the process dies)."""
+        for job in [job for job, slot in _held.items() if slot is self]:
+            del _held[job]
         if self.lock is not None:
             lock, self.lock = self.lock, None
             lock.release()
@@ -71,6 +77,7 @@ def take_slot(state: SyncdState, spec: JobSpec, request: RunRequest,
     backoff = Backoff.of(state.config)
     slot = SourceSlot(state.engine, spec.source.name, spec.source.max_connections)
     if local_write(slot.try_take, backoff, "take a slot of the source"):
+        _held[spec.name] = slot
         return slot, request, None
     run_id = request.run_id
     if run_id is None:
@@ -83,8 +90,30 @@ def take_slot(state: SyncdState, spec: JobSpec, request: RunRequest,
             return slot, request, local_write(partial(_row, state, run_id), backoff,
                                               "read the run")
         if local_write(slot.try_take, backoff, "take a slot of the source"):
+            _held[spec.name] = slot
             return slot, request, None
         time.sleep(POLL_SECONDS)
+
+
+def hand_on_slot(job: str) -> None:
+    """Give back the slot the run of ``job`` in this process holds: its split load's ranges
+    take slots of their own (the run itself reads nothing more)."""
+    slot = _held.pop(job, None)
+    if slot is not None:
+        slot.release()
+
+
+def take_range_slot(state: SyncdState, source: SourceSpec,
+                    still_running: Callable[[], bool]) -> SourceSlot | None:
+    """Wait for a slot of ``source`` for one key range of a split load and take it; None
+    when the run stopped meanwhile (finished, failed, cancelled)."""
+    backoff = Backoff.of(state.config)
+    slot = SourceSlot(state.engine, source.name, source.max_connections)
+    while not local_write(slot.try_take, backoff, "take a slot of the source"):
+        if not still_running():
+            return None
+        time.sleep(POLL_SECONDS)
+    return slot
 
 
 def _queue(state: SyncdState, request: RunRequest) -> int:

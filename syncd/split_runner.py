@@ -32,6 +32,7 @@ from syncd.jobs import JobSpec
 from syncd.locks import JobLock
 from syncd.models import SyncRun, utcnow
 from syncd.retry import Backoff, describe_error, is_transient_error
+from syncd.slots import take_range_slot
 from syncd.split_lease import RangeFence, range_lock
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,18 @@ def _load_range(state: SyncdState, run: SyncRun, idx: int, lock: JobLock) -> str
     if row.status == "done":
         return "done"
     spec = state.jobs().job(run.job)
+    slot = take_range_slot(state, spec.source, lambda: run_status(state, run.id) == "running")
+    if slot is None:
+        return "stopped"
+    try:
+        return _attempts(state, run, idx, spec, lock)
+    finally:
+        slot.release()
+
+
+def _attempts(state: SyncdState, run: SyncRun, idx: int, spec: JobSpec, lock: JobLock) -> str:
+    """The range's attempts, with a slot of the source held."""
+    row = _range(state.engine, run.job, idx)
     backoff = Backoff.of(state.config)
     fence = RangeFence(lock, run.job, run.id, idx)
     recorder = _RangeRecorder(state, run, spec)

@@ -25,6 +25,7 @@ from syncd import SyncdState
 from syncd.jobs import JobSpec
 from syncd.locks import JobLock
 from syncd.models import SyncRun
+from syncd.slots import hand_on_slot
 from syncd.split_finish import finish_run
 from syncd.split_runner import SplitStarted, end_run, run_range
 
@@ -74,6 +75,7 @@ def send_finish(state: SyncdState, run_id: int) -> None:
 def hand_off(state: SyncdState, spec: JobSpec, split: SplitStarted, workers: int,
              lock: JobLock) -> SyncRun | None:
     """Start the ranges: as Celery tasks (``workers`` < 0), or in ``workers`` processes."""
+    hand_on_slot(split.job)  # each range takes a slot of the source of its own
     if workers > 0:
         return _run_locally(state, split, workers, lock)
     options = _options(state, spec)

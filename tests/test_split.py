@@ -336,3 +336,22 @@ def test_group_table_job_split_load_uses_the_cursor_candidate_its_table_has(data
     assert table_rows(env.local_url, "orders") == table_rows(source, "orders")
     newest = runs(env.local_url, "shop.orders")[-1]
     assert newest["rows_read"] < ROWS and newest["rows_updated"] == 2, newest
+
+
+@pytest.mark.parametrize("local_kind", ["postgres", "mysql"])
+def test_ranges_take_the_sources_slots(databases, make_env, local_kind):
+    """max_connections holds for split loads too: with one slot, three processes load the
+    ranges one after the other (the run hands its own slot on to them: no deadlock)."""
+    source = databases.postgres()
+    create_orders(source, ROWS)
+    analyze(source, "orders")
+    text = jobs_toml(source).replace('url = "', 'max_connections = 1\nurl = "', 1)
+    env = make_env(databases.make(local_kind), text)
+
+    proc = env.syncd("run", "orders", "--jobs", "3", timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert table_rows(env.local_url, "orders") == table_rows(source, "orders")
+    ranges = sorted(split_ranges(env.local_url), key=lambda r: r["started_at"])
+    assert len(ranges) == 6 and {r["status"] for r in ranges} == {"done"}
+    for before, after in zip(ranges, ranges[1:]):  # never two ranges reading at once
+        assert before["finished_at"] <= after["started_at"], (before, after)
