@@ -73,9 +73,12 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
         position, load_cursor = None, _start_cursor(ctx)
         _create_staging(ctx, staging, load_cursor)
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
-        # For the progress bar: MySQL's estimate, PostgreSQL's and SQLite's count.
-        progress.rows_total = s.execute(mysql_row_estimate(src.table)).scalar() \
-            if is_mysql(ctx.source) else s.execute(row_count(src.table)).scalar_one()
+        # For the progress bar: MySQL's estimate (a view has none: counted), PostgreSQL's
+        # and SQLite's count.
+        estimate = s.execute(mysql_row_estimate(src.table)).scalar() \
+            if is_mysql(ctx.source) else None
+        progress.rows_total = estimate if estimate is not None else \
+            s.execute(row_count(src.table)).scalar_one()
 
     def checkpoint(conn: Connection, key: tuple[Any, ...], _rows: int) -> None:
         save_checkpoint(conn, Checkpoint(spec.job, "full", position=key,
