@@ -1,4 +1,5 @@
-"""Re-export of the error hierarchy (defined with the engine, which imports nothing of syncd)."""
+"""The error hierarchy (defined with the engine, which imports nothing of syncd), re-exported,
+and how a service that cannot start says so."""
 
 import sys
 from typing import NoReturn

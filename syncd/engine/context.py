@@ -39,25 +39,15 @@ class SyncContext:
             self.on_progress(self.progress)
 
     @contextmanager
-    def writing(self, held: Connection | None = None) -> Iterator[Connection]:
-        """A local transaction that writes: the guard runs in it before anything else.
-
-        ``held``: a connection kept across many transactions (a full load's batches), which
-        spares a pool checkout and its liveness ping per transaction."""
-        if held is None:
-            with self.local.begin() as conn:
-                if self.guard is not None:
-                    self.guard(conn)
-                yield conn
-            return
-        with held.begin():
-            if self.guard is not None:
-                self.guard(held)
-            yield held
+    def writing(self) -> Iterator[Connection]:
+        """A local transaction that writes: the guard runs in it before anything else."""
+        with self.local.connect() as conn, self.writing_on(conn):
+            yield conn
 
     @contextmanager
     def writing_on(self, conn: Connection) -> Iterator[Connection]:
-        """``writing`` on a connection the caller holds (one transaction on it)."""
+        """``writing`` on a connection the caller holds across many transactions (a full
+        load's batches: no pool checkout and liveness ping per transaction)."""
         with conn.begin():
             if self.guard is not None:
                 self.guard(conn)
