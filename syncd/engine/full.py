@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Table, inspect
 
-from syncd.engine import fastread
+from syncd.engine import copylines, fastread
 from syncd.engine.catalog import describe_columns
 from syncd.engine.checkpoint import Checkpoint, clear_checkpoint, save_checkpoint
 from syncd.engine.connect import is_mysql, translated_errors
@@ -111,9 +111,10 @@ def load_batches(ctx: SyncContext, staging: str, position: tuple[Any, ...] | Non
     elif postgres and is_mysql(ctx.source):
         # Three stages: a thread reads (its waits on the source let the others run, so
         # the source works on the next batch meanwhile), a thread converts and encodes,
-        # this one writes.
-        batches = _prefetch(_prepared(ctx, _prefetch(_read_source(ctx, position),
-                                                     name="syncd-fetch")))
+        # this one writes. Where it can, the source writes each row's COPY line.
+        lines = copylines.lines_possible(ctx.plans)
+        batches = _prefetch(_prepared(ctx, _prefetch(_read_source(ctx, position, lines),
+                                                     name="syncd-fetch"), lines))
     else:
         batches = _prefetch(_prepared(ctx, _read_source(ctx, position)))
     # One connection for the whole load: a batch costs no pool check-out and ping.
@@ -166,9 +167,11 @@ def _copied(ctx: SyncContext, position: tuple[Any, ...] | None,
             yield data.rows, key_of(last, pk_index, key_plans), data
 
 
-def _prepared(ctx: SyncContext, batches: Iterator[list[Any]],
+def _prepared(ctx: SyncContext, batches: Iterator[list[Any]], lines: bool = False,
               ) -> Iterator[tuple[int, tuple[Any, ...], Any]]:
-    """Each batch as (rows, last key, values for the writer), converted by the type map."""
+    """Each batch as (rows, last key, values for the writer), converted by the type map.
+
+    ``lines``: each row is its COPY line, written by the source (``copylines``)."""
     src = ctx.src
     convert = RowConverter(ctx.spec.job, ctx.plans, src.primary_key, ctx.progress,
                            ctx.spec.on_unrepresentable)
@@ -179,9 +182,15 @@ def _prepared(ctx: SyncContext, batches: Iterator[list[Any]],
     try:
         for rows in batches:
             last = rows[-1]
-            key = tuple(plan.key(last[i]) for plan, i in zip(key_plans, pk_index))
-            item = len(rows), key, \
-                _encoded(convert, rows, trusted) if postgres else convert(rows)
+            if lines:
+                key = copylines.key_of_line(last[0], pk_index, key_plans)
+                text = copylines.batch_text(rows)
+                item = len(rows), key, copylines.copy_data(text, len(rows)) \
+                    if text is not None else _encoded(convert, copylines.batch_values(rows), ())
+            else:
+                key = tuple(plan.key(last[i]) for plan, i in zip(key_plans, pk_index))
+                item = len(rows), key, \
+                    _encoded(convert, rows, trusted) if postgres else convert(rows)
             del rows, last  # only the encoded batch waits in the queue
             yield item
             del item
@@ -256,28 +265,32 @@ def _create_staging(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
                                          staging=staging))
 
 
-def _read_source(ctx: SyncContext, position: tuple[Any, ...] | None) -> Iterator[list[Any]]:
-    """Stream the source in primary-key order, ``batch_size`` rows at a time."""
+def _read_source(ctx: SyncContext, position: tuple[Any, ...] | None, lines: bool = False,
+                 ) -> Iterator[list[Any]]:
+    """Stream the source in primary-key order, ``batch_size`` rows at a time (``lines``:
+    each row as its COPY line, see ``copylines``)."""
     spec, src = ctx.spec, ctx.src
-    read = select_list(src.cols(), ctx.plans)
-    query = full_scan(src.table, src.columns, src.primary_key, position, read, upto=ctx.upto)
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
+        read = [copylines.line_column(src.cols(), ctx.plans,
+                                      s.connection.dbapi_connection.charset)] \
+            if lines else select_list(src.cols(), ctx.plans)
+        query = full_scan(src.table, src.columns, src.primary_key, position, read,
+                          upto=ctx.upto)
         if ctx.reader == "asyncmy":
-            yield from _read_fast(ctx, s, position)
+            yield from _read_fast(ctx, s, position, read, lines)
         else:
             yield from read_batches(s, query, spec.batch_size, stream=True,
                                     max_bytes=spec.batch_bytes)
 
 
 def _read_fast(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] | None,
-               ) -> Iterator[list[Any]]:
+               read: list[Any], lines: bool) -> Iterator[list[Any]]:
     """The fast reader: one keyset query per batch, all in one snapshot of the source.
 
     A batch's LIMIT is ``batch_size`` or as many rows as fit in ``batch_bytes`` (the first
     batch is small, to learn how wide the rows are).
     """
     spec, src = ctx.spec, ctx.src
-    read = select_list(src.cols(), ctx.plans)
     pk_index = [src.columns.index(name) for name in src.primary_key]
     key_plans = ctx.key_plans()
     params = fastread.connect_params(conn.connection.dbapi_connection)
@@ -294,7 +307,8 @@ def _read_fast(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] | N
             if len(rows) < limit:
                 return
             last = rows[-1]
-            position = tuple(plan.key(last[i]) for plan, i in zip(key_plans, pk_index))
+            position = copylines.key_of_line(last[0], pk_index, key_plans) if lines else \
+                tuple(plan.key(last[i]) for plan, i in zip(key_plans, pk_index))
             width = max(1, row_bytes(rows) // len(rows))
             limit = max(1, min(spec.batch_size, spec.batch_bytes // width))
     finally:
