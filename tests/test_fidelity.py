@@ -26,7 +26,7 @@ from test_sync import jobs_toml, make_state, run
 
 from syncd import get_state
 from syncd.db import upgrade
-from syncd.engine import fastread
+from syncd.engine import copylines, fastread
 
 LOCALS = ("postgres", "mysql", "sqlite")
 TIME_1 = "2026-01-01 00:00:00"
@@ -132,16 +132,32 @@ def _key(value: Any) -> Any:
 def _sync_pair(dbs: Databases, tmp: Path, source_kind: str, local_kind: str,
                reader: str) -> Synced:
     cases = [c for c in CASES[source_kind] if local_kind not in c.refused]
+    lines = reader.endswith(LINES)
+    if lines:  # only columns the source can write COPY lines of, so the whole table can
+        cases = [c for c in cases if c.id in LINE_CASES]
+        reader = reader.removesuffix(LINES)
     src, local = dbs.make(source_kind), dbs.make(local_kind)
     _create_source(src, source_kind, cases)
     env = SyncdEnv(tmp, local, jobs_toml(src, name="fid", table="fid", batch_size=2))
     env.extra_env["SYNCD_MYSQL_READER"] = reader
     state = get_state(env.app())
     upgrade(state.engine)
+    built = []
+    line_column = copylines.line_column
+
+    def counted(*args: Any) -> Any:
+        built.append(args)
+        return line_column(*args)
+
+    copylines.line_column = counted  # type: ignore[assignment]
     try:
         full = run(state, "fid")
+        copylines.line_column = line_column  # type: ignore[assignment]
         if full.status != "succeeded":
             return Synced(error=f"full load: {full.error}")
+        if bool(built) != lines:
+            return Synced(error=f"the full load {'did not read' if lines else 'read'} "
+                                "COPY lines written by the source")
         used = getattr(full, "reader", None)
         if source_kind == "mysql" and used != reader:
             return Synced(error=f"full load read by {used}, not {reader}")
@@ -158,6 +174,7 @@ def _sync_pair(dbs: Databases, tmp: Path, source_kind: str, local_kind: str,
             return Synced(error=f"incremental run read, inserted, updated {counts}, "
                                 f"not {(2 * rows, rows, 0)}")
     finally:
+        copylines.line_column = line_column  # type: ignore[assignment]
         state.dispose()
     names = [column(c) for c in cases]
     return Synced(source=read_values(src, "fid", names), local=read_values(local, "fid", names),
@@ -188,11 +205,28 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 # MySQL sources are read by every MySQL reader installed: the values must not differ.
 MYSQL_READERS = ["pymysql", "asyncmy"] if fastread.available() else ["pymysql"]
+# Into PostgreSQL, a table whose every column the source can write as COPY text is read
+# as lines (syncd/engine/copylines.py): these cases are synced in such a table too.
+LINES = "+lines"
+LINE_CASES = {"tinyint", "tinyint_unsigned", "smallint", "smallint_unsigned", "mediumint",
+              "mediumint_unsigned", "int", "int_unsigned", "bigint", "bigint_unsigned",
+              "bigint_unsigned_max", "boolean", "tinyint1", "decimal_38_10", "decimal_65_30",
+              "char", "varchar", "text", "date", "datetime6", "timestamp6", "year", "enum",
+              "set"}
+
+
+def _readers(source: str, case: Case, local: str) -> list[str]:
+    if source != "mysql":
+        return ["auto"]
+    if local == "postgres" and case.id in LINE_CASES:
+        return MYSQL_READERS + [r + LINES for r in MYSQL_READERS]
+    return MYSQL_READERS
+
+
 EXACT = [pytest.param(s, c, local, reader,
                       id=f"{s}-{c.id}-to-{local}" + (f"-{reader}" if s == "mysql" else ""))
          for s, cases in CASES.items() for c in cases for local in LOCALS
-         for reader in (MYSQL_READERS if s == "mysql" else ["auto"])
-         if local not in c.refused]
+         for reader in _readers(s, c, local) if local not in c.refused]
 REFUSED = [pytest.param(s, c, local, id=f"{s}-{c.id}-to-{local}")
            for s, cases in CASES.items() for c in cases for local in LOCALS
            if local in c.refused]
