@@ -9,8 +9,9 @@ text columns escaped (backslash, tab, newline, carriage return), NULL as ``\\N``
 
 The type map's checks still decide: a value they might refuse is a NUL character
 (in the line as it is) or a date with a zero month or day (the server starts that
-row's line with a NUL character), so one scan of a batch's text finds them; such a batch is decoded back into its values
-(the escaping is undone exactly) and converted value by value, as without lines.
+row's line with a NUL character), so one scan of a batch's text finds them; such a
+batch is decoded back into its values (the escaping is undone exactly) and converted
+value by value, as without lines.
 """
 
 from __future__ import annotations
