@@ -182,6 +182,7 @@ def _prepared(ctx: SyncContext, batches: Iterator[list[Any]], lines: bool = Fals
     try:
         for rows in batches:
             last = rows[-1]
+            item: tuple[int, tuple[Any, ...], Any]
             if lines:
                 key = copylines.key_of_line(last[0], pk_index, key_plans)
                 text = copylines.batch_text(rows)
@@ -271,8 +272,8 @@ def _read_source(ctx: SyncContext, position: tuple[Any, ...] | None, lines: bool
     each row as its COPY line, see ``copylines``)."""
     spec, src = ctx.spec, ctx.src
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
-        read = [copylines.line_column(src.cols(), ctx.plans,
-                                      s.connection.dbapi_connection.charset)] \
+        raw: Any = s.connection.dbapi_connection
+        read = [copylines.line_column(src.cols(), ctx.plans, raw.charset)] \
             if lines else select_list(src.cols(), ctx.plans)
         query = full_scan(src.table, src.columns, src.primary_key, position, read,
                           upto=ctx.upto)
