@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,7 +26,7 @@ from syncd.engine.convert import RowConverter
 from syncd.engine.copyread import copy_batches, copy_select_list, key_of
 from syncd.engine.drift import record_columns
 from syncd.engine.keys import is_duplicate_key, require_unique_key
-from syncd.engine.load import CopyData, encode_copy, writer_for
+from syncd.engine.load import CopyData, Target, encode_copy, writer_for
 from syncd.engine.lookback import read_clock, start_auto
 from syncd.engine.memory import LARGE_VALUES, map_large_allocations
 from syncd.engine.queries import (
@@ -46,6 +47,9 @@ from syncd.engine.readers import (
 from syncd.engine.schema import SourceTable, create_local_table, local_table, pk_name
 from syncd.engine.typemap import Verbatim
 from syncd.engine.values import no_nul
+
+COMMIT_BYTES = 16 * 2**20  # batches waiting to be written share a transaction up to this
+COMMIT_SECONDS = 1.0  # ... and for at most this long
 
 
 def staging_name(target: str) -> str:
@@ -97,13 +101,13 @@ def load_batches(ctx: SyncContext, staging: str, position: tuple[Any, ...] | Non
                  checkpoint: Callable[[Connection, tuple[Any, ...], int], None]) -> None:
     """Copy the source's rows after ``position`` (and up to ``ctx.upto``) into ``staging``;
     ``checkpoint(conn, last key, rows)`` records each batch in the batch's transaction."""
-    progress = ctx.progress
     target = ctx.target(staging)
     postgres = ctx.local.dialect.name == "postgresql"
     # The reader thread reads, converts and encodes the next batches while this one is
     # written: Python's work overlaps the local database's.
+    batches: Generator[tuple[int, tuple[Any, ...], Any], None, None] | _ReadAhead
     if copy_through(ctx):
-        batches = _copied(ctx, position)
+        batches = _ReadAhead(_copied(ctx, position), name="syncd-copy")
     elif ctx.local.dialect.name == "sqlite":
         # No reader thread: SQLite's executemany gives up and retakes the GIL for every
         # row, and a busy reader thread makes each retake wait (3x slower, measured).
@@ -113,19 +117,46 @@ def load_batches(ctx: SyncContext, staging: str, position: tuple[Any, ...] | Non
         # the source works on the next batch meanwhile), a thread converts and encodes,
         # this one writes. Where it can, the source writes each row's COPY line.
         lines = copylines.lines_possible(ctx.plans)
-        batches = _prefetch(_prepared(ctx, _prefetch(_read_source(ctx, position, lines),
-                                                     name="syncd-fetch"), lines))
+        batches = _ReadAhead(_prepared(ctx, _ReadAhead(_read_source(ctx, position, lines),
+                                                       name="syncd-fetch"), lines))
     else:
-        batches = _prefetch(_prepared(ctx, _read_source(ctx, position)))
+        batches = _ReadAhead(_prepared(ctx, _read_source(ctx, position)))
+    try:
+        _write_batches(ctx, batches, target, checkpoint)
+    finally:
+        batches.close()
+
+
+def _write_batches(ctx: SyncContext,
+                   batches: Iterator[tuple[int, tuple[Any, ...], Any]] | _ReadAhead,
+                   target: Target,
+                   checkpoint: Callable[[Connection, tuple[Any, ...], int], None]) -> None:
+    progress, postgres = ctx.progress, ctx.local.dialect.name == "postgresql"
+    ahead = batches if isinstance(batches, _ReadAhead) else None
     # One connection for the whole load: a batch costs no pool check-out and ping.
     with ctx.local.connect() as conn, _asynchronous_commit(conn, postgres):
-        for count, key, values in batches:
+        done = False
+        while not done:
+            rows, size, last, began = 0, 0, None, time.monotonic()
             with ctx.writing_on(conn):
-                writer_for(conn, target).insert(values)
-                checkpoint(conn, key, count)
-            values = None  # not held while the next batch is awaited (memory: batch_bytes)
-            progress.rows_read += count
-            ctx.report()
+                for count, key, values in batches:
+                    writer_for(conn, target).insert(values)
+                    rows, last = rows + count, key
+                    size += len(values.data) if isinstance(values, CopyData) else row_bytes(values)
+                    values = None  # not held while the next batch is awaited (batch_bytes)
+                    # Batches already read wait: they join this transaction (one checkpoint,
+                    # guard and commit for several), up to COMMIT_BYTES or COMMIT_SECONDS.
+                    # A batch still being read never holds a transaction open.
+                    if ahead is None or not ahead.ready() or size >= COMMIT_BYTES \
+                            or time.monotonic() - began >= COMMIT_SECONDS:
+                        break
+                else:
+                    done = True
+                if last is not None:
+                    checkpoint(conn, last, rows)
+            progress.rows_read += rows
+            if rows:
+                ctx.report()
 
 
 @contextmanager
@@ -168,7 +199,7 @@ def _copied(ctx: SyncContext, position: tuple[Any, ...] | None,
 
 
 def _prepared(ctx: SyncContext, batches: Iterator[list[Any]], lines: bool = False,
-              ) -> Iterator[tuple[int, tuple[Any, ...], Any]]:
+              ) -> Generator[tuple[int, tuple[Any, ...], Any], None, None]:
     """Each batch as (rows, last key, values for the writer), converted by the type map.
 
     ``lines``: each row is its COPY line, written by the source (``copylines``)."""
@@ -316,10 +347,30 @@ def _read_fast(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] | N
         reader.close()
 
 
-def _prefetch(batches: Iterator[Any], depth: int = 1, name: str = "syncd-read",
-              ) -> Iterator[Any]:
-    """Read the next batch in a thread while the current one is written."""
-    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+class _ReadAhead:
+    """Read the next batch in a thread while the current one is written; ``ready()``
+    says whether the next batch is already waiting."""
+
+    def __init__(self, batches: Iterator[Any], depth: int = 1, name: str = "syncd-read",
+                 ) -> None:
+        self.slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self.items = _prefetch(batches, self.slots, name)
+
+    def __iter__(self) -> _ReadAhead:
+        return self
+
+    def __next__(self) -> Any:
+        return next(self.items)
+
+    def ready(self) -> bool:
+        return not self.slots.empty()
+
+    def close(self) -> None:
+        self.items.close()
+
+
+def _prefetch(batches: Iterator[Any], slots: queue.Queue[Any], name: str,
+              ) -> Generator[Any, None, None]:
     done = object()
     stop = threading.Event()
 
