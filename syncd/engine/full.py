@@ -429,8 +429,9 @@ def _swap(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
             target = local_table(target_name, [p for p in ctx.plans if p.name in present],
                                  src.primary_key)
             as_text = {p.name for p in ctx.plans if p.compare_as_text}
-            ins, upd, dele = (conn.execute(q).scalar_one() for q in
-                              diff_counts(stage, target, src.primary_key, src.columns, as_text))
+            new, old, matched, changed = conn.execute(diff_counts(
+                stage, target, src.primary_key, src.columns, as_text)).one()
+            ins, upd, dele = new - matched, int(changed), old - matched
             progress.rows_inserted += ins
             progress.rows_updated += upd
             progress.rows_deleted += dele
