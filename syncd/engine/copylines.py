@@ -16,12 +16,13 @@ value by value, as without lines.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, or_
-from sqlalchemy.sql.expression import ColumnClause
+from sqlalchemy import ColumnElement, func, literal, or_, select
+from sqlalchemy.sql.expression import ColumnClause, FromClause
 
 from syncd.engine.load import CopyData, decode_copy_line
 from syncd.engine.typemap import ColumnPlan
@@ -86,9 +87,7 @@ def _register() -> None:
     from sqlalchemy.ext.compiler import compiles
 
     compiles(_Using)(_compile_using)
-
-
-_register()
+    compiles(_GroupConcat)(_compile_group_concat)
 
 
 def key_of_line(line: str, pk_index: Sequence[int], key_plans: Sequence[ColumnPlan],
@@ -111,3 +110,99 @@ def batch_values(rows: Sequence[Sequence[Any]]) -> list[list[str | None]]:
 
 def copy_data(text: str, rows: int) -> CopyData:
     return CopyData(text, "text", rows)
+
+
+# --- batches by key range, each one row of the server's making ------------------------------
+
+FIRST_SPAN = 16  # keys in the first range: how wide rows are is not known yet
+GROWTH = 8  # a range is at most this many times the previous one
+
+
+@dataclass
+class Grouped:
+    """One batch read as one value: its lines joined by newlines (no final newline)."""
+
+    text: str
+    rows: int
+    key: tuple[Any, ...]  # the range's last key: the checkpoint
+
+    def line_rows(self) -> list[tuple[str]]:
+        return [(line,) for line in self.text.split("\n")]
+
+
+def ranges_possible(plans: Sequence[ColumnPlan], key: Sequence[str]) -> bool:
+    """A single integer key: batches can be read as key ranges, each one grouped row."""
+    by_name = {p.name: p for p in plans}
+    return len(key) == 1 and by_name[key[0]].family == "int"
+
+
+class _GroupConcat(ColumnElement[Any]):
+    """``GROUP_CONCAT(expr SEPARATOR <newline>)``."""
+
+    inherit_cache = False
+
+    def __init__(self, expr: ColumnElement[Any]) -> None:
+        self.expr = expr
+
+
+def _compile_group_concat(element: _GroupConcat, compiler: Any, **kw: Any) -> str:
+    return f"GROUP_CONCAT({compiler.process(element.expr, **kw)} SEPARATOR '\n')"
+
+
+def read_ranges(run: Callable[[Any], list[Any]], table: FromClause, key: str,
+                line: ColumnElement[Any], after: int | None, upto: int | None,
+                batch_size: int, max_bytes: int, largest: int) -> Iterator[Grouped]:
+    """The rows with ``after`` < key <= ``upto`` in ranges of the key, each range's lines
+    grouped into one value by the server: nothing is parsed per row here.
+
+    ``run(query)`` runs a query in the reading transaction (one snapshot) and returns its
+    rows; ``largest`` is the most a grouped value may hold (the session's
+    ``group_concat_max_len``, below ``max_allowed_packet``). A range's size follows the
+    density of the keys and the width of the rows, so a batch holds about ``batch_size``
+    rows and at most ``max_bytes`` bytes; a range found too large is halved and read again.
+    """
+    col = table.c[key]
+    top = select(func.max(col))
+    if after is not None:
+        top = top.where(col > after)
+    if upto is not None:
+        top = top.where(col <= upto)
+    last = run(top)[0][0]
+    if last is None:
+        return
+    last = int(last)
+    lo = int(after) if after is not None else _first(run, col, None) - 1
+    cap = max(1, min(max_bytes, largest // 2))
+    span = FIRST_SPAN
+    while lo < last:
+        hi = min(last, lo + span)
+        count, text = run(select(func.count(), _GroupConcat(line))
+                          .select_from(table).where(col > lo, col <= hi))[0]
+        count = int(count)
+        if count and (text is None or len(text) >= largest
+                      or text.count("\n") + 1 != count):
+            if span == 1:  # one row is more than a value may hold
+                raise ValueError(f"the row with {key} = {hi} is larger than MySQL lets one "
+                                 "value be (max_allowed_packet): raise max_allowed_packet")
+            span = max(1, span // 2)  # cut at group_concat_max_len: smaller, again
+            continue
+        if count:
+            yield Grouped(text, count, (hi,))
+            width = max(1, len(text) // count)
+            want = max(1, min(batch_size, cap // width))
+            span = max(1, min(span * GROWTH, span * want // count))
+            lo = hi
+        else:  # a gap in the keys: on to the next key there is
+            nxt = _first(run, col, hi)
+            lo = last if nxt is None else max(hi, nxt - 1)
+
+
+def _first(run: Callable[[Any], list[Any]], col: Any, above: int | None) -> Any:
+    query = select(func.min(col))
+    if above is not None:
+        query = query.where(col > above)
+    value = run(query)[0][0]
+    return None if value is None else int(value)
+
+
+_register()

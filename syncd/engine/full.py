@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table, inspect
+from sqlalchemy import Column, Connection, Table, inspect, literal_column, select
 
 from syncd.engine import copylines, fastread
 from syncd.engine.catalog import describe_columns
@@ -212,18 +212,25 @@ def _prepared(ctx: SyncContext, batches: Iterator[list[Any]], lines: bool = Fals
     trusted = (no_nul,) if is_mysql(ctx.source) else ()
     try:
         for rows in batches:
-            last = rows[-1]
             item: tuple[int, tuple[Any, ...], Any]
-            if lines:
-                key = copylines.key_of_line(last[0], pk_index, key_plans)
+            if isinstance(rows, copylines.Grouped):  # the source's lines, in one value
+                grouped = rows.text + "\n"
+                item = rows.rows, rows.key, copylines.copy_data(grouped, rows.rows) \
+                    if copylines.MARK not in grouped else \
+                    _encoded(convert, copylines.batch_values(rows.line_rows()), ())
+                del grouped
+            elif lines:
+                key = copylines.key_of_line(rows[-1][0], pk_index, key_plans)
                 text = copylines.batch_text(rows)
                 item = len(rows), key, copylines.copy_data(text, len(rows)) \
                     if text is not None else _encoded(convert, copylines.batch_values(rows), ())
             else:
+                last = rows[-1]
                 key = tuple(plan.key(last[i]) for plan, i in zip(key_plans, pk_index))
                 item = len(rows), key, \
                     _encoded(convert, rows, trusted) if postgres else convert(rows)
-            del rows, last  # only the encoded batch waits in the queue
+                del last
+            del rows  # only the encoded batch waits in the queue
             yield item
             del item
     finally:  # a value refused ends the read now: the source's cursor must not linger
@@ -308,11 +315,49 @@ def _read_source(ctx: SyncContext, position: tuple[Any, ...] | None, lines: bool
             if lines else select_list(src.cols(), ctx.plans)
         query = full_scan(src.table, src.columns, src.primary_key, position, read,
                           upto=ctx.upto)
-        if ctx.reader == "asyncmy":
+        if lines and copylines.ranges_possible(ctx.plans, src.primary_key):
+            yield from _read_grouped(ctx, s, position, read[0])
+        elif ctx.reader == "asyncmy":
             yield from _read_fast(ctx, s, position, read, lines)
         else:
             yield from read_batches(s, query, spec.batch_size, stream=True,
                                     max_bytes=spec.batch_bytes)
+
+
+def _read_grouped(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] | None,
+                  line: Any) -> Iterator[Any]:
+    """Batches as key ranges whose lines the source groups into one value each (see
+    ``copylines.read_ranges``), all in one snapshot, by the run's MySQL reader."""
+    spec, src = ctx.spec, ctx.src
+    reader: fastread.Reader | None = None
+    if ctx.reader == "asyncmy":
+        params = fastread.connect_params(conn.connection.dbapi_connection)
+        conn.invalidate()  # closed, not pooled: the reader's connection is the run's only one
+        reader = fastread.Reader(params)
+
+        def run(query: Any) -> list[Any]:
+            assert reader is not None
+            return reader.rows(*compile_query(conn, query)) if not isinstance(query, str) \
+                else reader.rows(query, None)
+    else:
+        conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+
+        def run(query: Any) -> list[Any]:
+            if isinstance(query, str):
+                conn.exec_driver_sql(query)
+                return []
+            return fetch_rows(conn, query, 1)
+    try:
+        packet = int(run(select(literal_column("@@max_allowed_packet")))[0][0])
+        largest = max(1024, min(packet - 1024, 2**30))
+        run(f"SET SESSION group_concat_max_len = {largest}")
+        yield from copylines.read_ranges(
+            run, src.table, src.primary_key[0], line,
+            position[0] if position else None, ctx.upto[0] if ctx.upto else None,
+            spec.batch_size, spec.batch_bytes, largest)
+    finally:
+        if reader is not None:
+            reader.close()
 
 
 def _read_fast(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] | None,
