@@ -151,15 +151,17 @@ def _compile_group_concat(element: _GroupConcat, compiler: Any, **kw: Any) -> st
 
 def read_ranges(run: Callable[[Any], list[Any]], table: FromClause, key: str,
                 line: ColumnElement[Any], after: int | None, upto: int | None,
-                batch_size: int, max_bytes: int, largest: int) -> Iterator[Grouped]:
+                batch_size: int, largest: int) -> Iterator[Grouped]:
     """The rows with ``after`` < key <= ``upto`` in ranges of the key, each range's lines
     grouped into one value by the server: nothing is parsed per row here.
 
     ``run(query)`` runs a query in the reading transaction (one snapshot) and returns its
     rows; ``largest`` is the most a grouped value may hold (the session's
-    ``group_concat_max_len``, below ``max_allowed_packet``). A range's size follows the
-    density of the keys and the width of the rows, so a batch holds about ``batch_size``
-    rows and at most ``max_bytes`` bytes; a range found too large is halved and read again.
+    ``group_concat_max_len``: the batch's bytes at most, below ``max_allowed_packet``).
+    A range's size follows the density of the keys and the width of the rows, so a batch
+    holds about ``batch_size`` rows (more where the keys turn dense) and less than
+    ``largest`` bytes: a range that reaches it is cut by the server, then halved and read
+    again. After a gap in the keys, ranges start small again.
     """
     col = table.c[key]
     top = select(func.max(col))
@@ -172,8 +174,7 @@ def read_ranges(run: Callable[[Any], list[Any]], table: FromClause, key: str,
         return
     last = int(last)
     lo = int(after) if after is not None else _first(run, col, None) - 1
-    cap = max(1, min(max_bytes, largest // 2))
-    span = FIRST_SPAN
+    span = start = min(FIRST_SPAN, batch_size)
     while lo < last:
         hi = min(last, lo + span)
         count, text = run(select(func.count(), _GroupConcat(line))
@@ -189,12 +190,13 @@ def read_ranges(run: Callable[[Any], list[Any]], table: FromClause, key: str,
         if count:
             yield Grouped(text, count, (hi,))
             width = max(1, len(text) // count)
-            want = max(1, min(batch_size, cap // width))
+            want = max(1, min(batch_size, largest // 2 // width))
             span = max(1, min(span * GROWTH, span * want // count))
             lo = hi
         else:  # a gap in the keys: on to the next key there is
             nxt = _first(run, col, hi)
             lo = last if nxt is None else max(hi, nxt - 1)
+            span = start
 
 
 def _first(run: Callable[[Any], list[Any]], col: Any, above: int | None) -> Any:

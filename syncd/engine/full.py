@@ -349,12 +349,12 @@ def _read_grouped(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] 
             return fetch_rows(conn, query, 1)
     try:
         packet = int(run(select(literal_column("@@max_allowed_packet")))[0][0])
-        largest = max(1024, min(packet - 1024, 2**30))
+        largest = max(4096, min(spec.batch_bytes, packet - 1024))  # a batch's bytes
         run(f"SET SESSION group_concat_max_len = {largest}")
         yield from copylines.read_ranges(
             run, src.table, src.primary_key[0], line,
             position[0] if position else None, ctx.upto[0] if ctx.upto else None,
-            spec.batch_size, spec.batch_bytes, largest)
+            spec.batch_size, largest)
     finally:
         if reader is not None:
             reader.close()
