@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from conftest import SyncdEnv
 from sample_tables import BASE_TIME, create_orders, execute, table_rows
 from test_sync import jobs_toml, make_state, run
 
-from syncd.engine import values
+from syncd import get_state
+from syncd.db import upgrade
+from syncd.engine import fastread, values
 from syncd.engine.convert import RowConverter
 from syncd.engine.errors import ValueUnrepresentable
 from syncd.engine.full import _encoded
@@ -196,3 +200,42 @@ def test_sqlite_staging_rows_go_in_as_multi_row_inserts(tmp_path, width, count):
         assert is_duplicate_key(refused.value, engine)  # the load names the shared key
     finally:
         engine.dispose()
+
+
+def _source_connections(url: str) -> int:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return int(conn.exec_driver_sql(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE db = DATABASE() "
+                "AND id <> CONNECTION_ID()").scalar_one())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("reader", ["asyncmy", "pymysql"])
+def test_value_refused_in_a_later_batch_into_sqlite_stops_the_read(databases, tmp_path,
+                                                                   reader):
+    """The fast reader has the next batch's query under way when a batch is refused: the
+    run fails naming the row, and no connection to the source is left behind."""
+    if reader == "asyncmy" and not fastread.available():
+        pytest.skip("asyncmy not installed")
+    src, local = databases.mysql(), databases.sqlite()
+    execute(src, "CREATE TABLE big (id BIGINT PRIMARY KEY, n BIGINT UNSIGNED, "
+                 "updated_at DATETIME(6))",
+            "INSERT INTO big SELECT seq, seq, '2026-01-01' FROM seq_1_to_300",
+            "UPDATE big SET n = 18446744073709551615 WHERE id = 200")
+    env = SyncdEnv(tmp_path, local, jobs_toml(src, name="big", table="big", batch_size=64))
+    env.extra_env["SYNCD_MYSQL_READER"] = reader
+    state = get_state(env.app())
+    upgrade(state.engine)
+    try:
+        result = run(state, "big")
+    finally:
+        state.dispose()
+    assert result.status == "failed"
+    assert 'column "n", row with id=200: integer beyond 64 bits' in result.error, result.error
+    deadline = time.monotonic() + 10
+    while _source_connections(src) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _source_connections(src) == 0
