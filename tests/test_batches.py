@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
+from conftest import SyncdEnv
 from sample_tables import BASE_TIME, create_orders, execute, table_rows
 from test_sync import jobs_toml, make_state, run
 
-from syncd.engine import values
+from syncd import get_state
+from syncd.db import upgrade
+from syncd.engine import fastread, values
 from syncd.engine.convert import RowConverter
 from syncd.engine.errors import ValueUnrepresentable
 from syncd.engine.full import _encoded
-from syncd.engine.load import encode_copy
+from syncd.engine.keys import is_duplicate_key
+from syncd.engine.load import ColumnBatch, Target, encode_copy, writer_for
 from syncd.engine.readers import Batcher, row_bytes
 from syncd.engine.spec import Progress
 from syncd.engine.typemap import ColumnPlan
@@ -118,3 +125,117 @@ def test_batch_with_a_nul_is_converted_again_and_warns_once_per_value():
     assert sorted(progress.warnings.values()) == [1, 1]
     with pytest.raises(ValueUnrepresentable, match='column "c1", row with c0=2'):
         _encoded(RowConverter("j", plans, ["c0"], Progress()), rows, (values.no_nul,))
+
+
+INT_COLUMNS = [
+    ("1", "-2", "0", " 7 ", "1_000"),  # int() reads these as to_int does
+    ("1", None, "3"),
+    (1, "2", None),
+    ("9223372036854775807", "-9223372036854775808"),
+    ("9223372036854775808", "1"),  # beyond 64 bits: int64 refuses it
+    ("1", "x"),
+    ("1.5", "2"),
+    (True, "1"),
+    (1.0, "1"),
+    (b"1", "2"),
+    (None, None),
+]
+
+
+@pytest.mark.parametrize("column", INT_COLUMNS)
+@pytest.mark.parametrize("convert", [values.to_int, values.int64, values.number_text])
+def test_whole_column_conversion_returns_what_each_value_converted_returns(convert, column):
+    def one(value):  # type: ignore[no-untyped-def]
+        try:
+            return None if value is None else convert(value)
+        except values.Unrepresentable:
+            return values.Unrepresentable
+
+    whole = values.column_convert(convert)
+    assert whole is not None
+    done = whole(column)
+    if done is not None:
+        assert list(done) == [one(value) for value in column]
+        assert [type(v) for v in done] == [type(one(value)) for value in column]
+    else:  # left to the converter: some value needs it
+        assert any(type(value) not in (str, int, type(None)) or one(value) is
+                   values.Unrepresentable or one(value) != value for value in column)
+
+
+def test_columns_of_a_batch_are_its_converted_rows_column_by_column():
+    plans = _plans(values.to_int, None, values.number_text, values.int64, values.mysql_date,
+                   values.no_nul)
+    rows = [(str(i), f"name {i}", f"{i}.50", str(i * 3), "2026-01-31", "text")
+            for i in range(100)]
+    rows[7] = ("7", None, None, None, "0000-00-00", "a\x00b")
+    rows[9] = ("9", "x", 2.5, "18446744073709551615", None, None)
+    progress, by_columns = Progress(), Progress()
+    convert = RowConverter("j", plans, ["c0"], progress, on_unrepresentable="null")
+    expected = [tuple(row) for row in convert(rows)]
+    columns = RowConverter("j", plans, ["c0"], by_columns, on_unrepresentable="null").columns(rows)
+    assert list(zip(*columns)) == expected
+    assert by_columns.warnings == progress.warnings and len(progress.warnings) == 3
+    assert expected[9][2] == "2.5" and expected[9][3] is None and expected[1][0] == 1
+    with pytest.raises(ValueUnrepresentable, match='column "c3", row with c0=9'):
+        RowConverter("j", plans, ["c0"], Progress()).columns(rows)
+    assert [list(c) for c in RowConverter("j", plans, ["c0"], Progress()).columns([])] == [[]] * 6
+
+
+@pytest.mark.parametrize("width,count", [(6, 2500), (40, 2100), (1, 3)])
+def test_sqlite_staging_rows_go_in_as_multi_row_inserts(tmp_path, width, count):
+    names = tuple(f"c{i}" for i in range(width))
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'local.sqlite'}")
+    rows = [tuple([n] + [None if (n + i) % 5 == 0 else f"v{n}.{i}" for i in range(1, width)])
+            for n in range(count)]
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"CREATE TABLE t ({', '.join(names)}, PRIMARY KEY (c0))")
+            writer = writer_for(conn, Target("j", "t", names, ("c0",)))
+            writer.insert(ColumnBatch(list(zip(*rows)), count))
+            writer.insert(ColumnBatch([()] * width, 0))
+            assert conn.exec_driver_sql("SELECT * FROM t ORDER BY c0").all() == rows
+        with engine.begin() as conn, pytest.raises(sqlite3.IntegrityError) as refused:
+            writer = writer_for(conn, Target("j", "t", names, ("c0",)))
+            writer.insert(ColumnBatch(list(zip(*rows[-1:])), 1))
+        assert is_duplicate_key(refused.value, engine)  # the load names the shared key
+    finally:
+        engine.dispose()
+
+
+def _source_connections(url: str) -> int:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return int(conn.exec_driver_sql(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE db = DATABASE() "
+                "AND id <> CONNECTION_ID()").scalar_one())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("reader", ["asyncmy", "pymysql"])
+def test_value_refused_in_a_later_batch_into_sqlite_stops_the_read(databases, tmp_path,
+                                                                   reader):
+    """The fast reader has the next batch's query under way when a batch is refused: the
+    run fails naming the row, and no connection to the source is left behind."""
+    if reader == "asyncmy" and not fastread.available():
+        pytest.skip("asyncmy not installed")
+    src, local = databases.mysql(), databases.sqlite()
+    execute(src, "CREATE TABLE big (id BIGINT PRIMARY KEY, n BIGINT UNSIGNED, "
+                 "updated_at DATETIME(6))",
+            "INSERT INTO big SELECT seq, seq, '2026-01-01' FROM seq_1_to_300",
+            "UPDATE big SET n = 18446744073709551615 WHERE id = 200")
+    env = SyncdEnv(tmp_path, local, jobs_toml(src, name="big", table="big", batch_size=64))
+    env.extra_env["SYNCD_MYSQL_READER"] = reader
+    state = get_state(env.app())
+    upgrade(state.engine)
+    try:
+        result = run(state, "big")
+    finally:
+        state.dispose()
+    assert result.status == "failed"
+    assert 'column "n", row with id=200: integer beyond 64 bits' in result.error, result.error
+    deadline = time.monotonic() + 10
+    while _source_connections(src) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _source_connections(src) == 0

@@ -17,7 +17,13 @@ from typing import Any
 from syncd.engine.errors import ValueUnrepresentable
 from syncd.engine.spec import Progress
 from syncd.engine.typemap import ColumnPlan
-from syncd.engine.values import Converter, Unrepresentable, ZeroDate, column_check
+from syncd.engine.values import (
+    Converter,
+    Unrepresentable,
+    ZeroDate,
+    column_check,
+    column_convert,
+)
 
 
 class RowConverter:
@@ -59,6 +65,25 @@ class RowConverter:
                 self._slow_column(out, rows, i, convert)
         return out
 
+    def columns(self, rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+        """The rows' values ready for the writer, column by column (the same values as
+        ``__call__``): a column that needs no conversion is passed on as it came."""
+        columns: list[Sequence[Any]] = list(zip(*rows)) if rows else \
+            [() for _ in self.names]
+        failing = self._unproven(rows, ())
+        for i, convert in self.touched:
+            if i not in failing:
+                continue
+            whole = column_convert(convert)
+            done = whole(columns[i]) if whole is not None else None
+            if done is None:
+                try:
+                    done = [None if value is None else convert(value) for value in columns[i]]
+                except (Unrepresentable, ZeroDate):
+                    done = self._slow_values(rows, i, convert)
+            columns[i] = done
+        return columns
+
     def _unproven(self, rows: Sequence[Sequence[Any]], trusted: Collection[Converter],
                   ) -> set[int]:
         """The touched columns not shown to pass as they are: a column's converter that only
@@ -78,23 +103,30 @@ class RowConverter:
     def _slow_column(self, out: list[list[Any]], rows: Sequence[Sequence[Any]], i: int,
                      convert: Any) -> None:
         """Convert column ``i`` again value by value, handling each value that fails."""
+        for row, value in zip(out, self._slow_values(rows, i, convert)):
+            row[i] = value
+
+    def _slow_values(self, rows: Sequence[Sequence[Any]], i: int, convert: Any) -> list[Any]:
+        """Column ``i`` converted value by value, handling each value that fails."""
         name = self.names[i]
-        for row, source in zip(out, rows):
+        out: list[Any] = []
+        for source in rows:
             value = source[i]
             if value is None:
-                row[i] = None
+                out.append(None)
                 continue
             try:
-                row[i] = convert(value)
+                out.append(convert(value))
             except ZeroDate:
-                row[i] = None
+                out.append(None)
                 self.progress.warn(f'zero dates in column "{name}" stored as NULL')
             except Unrepresentable as exc:
                 if not self.store_null:
                     raise ValueUnrepresentable(self._message(name, exc.kind, source)) from exc
-                row[i] = None
+                out.append(None)
                 self.progress.warn(
                     f'column "{name}": {exc.kind} stored as NULL (on_unrepresentable = "null")')
+        return out
 
     def _message(self, column: str, kind: str, row: Sequence[Any]) -> str:
         key = ", ".join(f"{self.names[j]}={_short(row[j])}" for j in self.pk_index)

@@ -63,6 +63,7 @@ class Reader:
         encoders = {k: v for k, v in conversions.items() if not isinstance(k, int)}
         self.loop = asyncio.new_event_loop()
         self.conn: Any = None
+        self.pending: asyncio.Task[list[Any]] | None = None  # a query sent, rows not read
         try:
             self.conn = self._run(asyncmy.connect(conv=encoders, **params))
             self._run(self._execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"))
@@ -87,8 +88,27 @@ class Reader:
         """All rows of ``sql``, as MySQL's text (bytes for binary columns)."""
         return self._run(self._execute(sql, args))  # type: ignore[no-any-return]
 
+    def send(self, sql: str, args: Any) -> None:
+        """Send ``sql`` now and return: the source runs it and sends its rows (into the
+        socket's buffers) while the caller works; ``received()`` reads them."""
+        self.pending = self.loop.create_task(self._execute(sql, args))
+        self.loop.run_until_complete(asyncio.sleep(0))  # the task runs until it waits
+
+    def received(self) -> list[Any]:
+        """All rows of the query ``send()`` sent, as ``rows()`` returns them."""
+        task, self.pending = self.pending, None
+        assert task is not None
+        return self._run(task)  # type: ignore[no-any-return]
+
     def close(self) -> None:
         """Quit the connection (ending its snapshot) and the event loop."""
+        if self.pending is not None:  # a result not read: the connection is closed unread
+            self.pending.cancel()
+            try:
+                self.loop.run_until_complete(self.pending)
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110  (closed anyway)
+                pass
+            self.pending = None
         if self.conn is not None:
             try:
                 self.loop.run_until_complete(self.conn.ensure_closed())

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import sqlite3
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -228,7 +229,43 @@ class MySQLWriter(_ExecutemanyWriter):
         return inserted, max(updated, 0)
 
 
+@dataclass(frozen=True)
+class ColumnBatch:
+    """A batch as its columns, each a sequence of ``rows`` values (SQLite full loads)."""
+
+    columns: list[Sequence[Any]]
+    rows: int
+
+
+ROWS_PER_INSERT = 1000  # SQLite: rows of one multi-row INSERT (fewer if too many values)
+
+
 class SQLiteWriter(_ExecutemanyWriter):
+    def insert(self, rows: list[Row] | ColumnBatch) -> None:  # type: ignore[override]
+        """A ColumnBatch goes in as multi-row INSERTs: SQLite inserts each statement's
+        rows without the GIL (executemany takes it back after every row)."""
+        if not isinstance(rows, ColumnBatch):
+            super().insert(rows)
+            return
+        width, count = len(self.columns), rows.rows
+        values: list[Any] = [None] * (count * width)
+        for i, column in enumerate(rows.columns):
+            values[i::width] = column
+        raw: Any = self.conn.connection.dbapi_connection
+        most = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width
+        step = max(1, min(ROWS_PER_INSERT, most))
+        head = (f"INSERT INTO {self.quote(self.target.table)} ({self._names(self.columns)}) "
+                "VALUES ")
+        marks = "(" + ", ".join(["?"] * width) + ")"
+        cursor = raw.cursor()
+        try:
+            for first in range(0, count, step):
+                n = min(step, count - first)
+                cursor.execute(head + ", ".join([marks] * n),
+                               values[first * width:(first + n) * width])
+        finally:
+            cursor.close()
+
     def upsert(self, rows: list[Row]) -> tuple[int, int]:
         if not rows:
             return 0, 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Context, Decimal, InvalidOperation
 from functools import partial
@@ -329,6 +329,47 @@ def column_check(convert: Converter) -> ColumnCheck | None:
     test of a whole column, at C speed, true only if the converter accepts every value of it
     (NULLs aside). False says nothing: the column is then converted value by value."""
     return _COLUMN_CHECKS.get(convert)
+
+
+ColumnConvert = Callable[[Sequence[Any]], Sequence[Any] | None]
+_INT_TEXT = frozenset({str, int})  # int() of these is exactly what to_int returns
+
+
+def _column_to_int(values: Sequence[Any]) -> Sequence[Any] | None:
+    types = set(map(type, values))
+    try:
+        if types <= _INT_TEXT:
+            return list(map(int, values))
+        if types <= _INT_TEXT | {type(None)}:
+            return [None if value is None else int(value) for value in values]
+    except ValueError:
+        pass
+    return None
+
+
+def _column_int64(values: Sequence[Any]) -> Sequence[Any] | None:
+    out = _column_to_int(values)
+    if out is None:
+        return None
+    numbers = list(filter(_NOT_NULL, out))
+    if numbers and not (-(2**63) <= min(numbers) and max(numbers) < 2**63):
+        return None
+    return out
+
+
+def _column_number_text(values: Sequence[Any]) -> Sequence[Any] | None:
+    return values if set(map(type, values)) <= {str, type(None)} else None
+
+
+_COLUMN_CONVERTS: dict[Converter, ColumnConvert] = {
+    to_int: _column_to_int, int64: _column_int64, number_text: _column_number_text}
+
+
+def column_convert(convert: Converter) -> ColumnConvert | None:
+    """For some converters: a whole column converted at once, mostly in C; it returns what
+    the converter returns for each value (NULLs stay NULL), or None when some value needs
+    the converter itself (the column is then converted value by value)."""
+    return _COLUMN_CONVERTS.get(convert)
 
 
 # --- keys ------------------------------------------------------------------------------------
