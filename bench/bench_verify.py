@@ -9,8 +9,11 @@ DATETIME(6), as bench_load.py), then measures:
     `syncd verify --repair` finding and repairing them (target: under 30%),
   - the peak memory of each `syncd` process (target: under 150 MB).
 
-Usage: python bench/bench_verify.py [--rows 1000000] [--rounds 1]
-(several rounds: each its own full load; the median of each round's ratio is printed too)
+Usage: python bench/bench_verify.py [--rows 1000000] [--rounds 1] [--prefix NAME]
+                                     [--baseline CHECKOUT]
+(several rounds: each its own full load; the median of each round's ratio is printed too;
+--baseline: each verify case is also run with the syncd of another checkout, in the same
+round, on the same tables, the order of the two alternating from round to round)
 Needs the local MariaDB (root, no password) and PostgreSQL (postgres, trust).
 """
 
@@ -43,9 +46,9 @@ def admin(url: str, *sql: str) -> None:
     engine.dispose()
 
 
-def make_source(rows: int) -> str:
-    admin(MY_ADMIN, f"DROP DATABASE IF EXISTS {NAME}", f"CREATE DATABASE {NAME}")
-    url = f"mysql+pymysql://root@127.0.0.1:3306/{NAME}"
+def make_source(rows: int, name: str) -> str:
+    admin(MY_ADMIN, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
+    url = f"mysql+pymysql://root@127.0.0.1:3306/{name}"
     admin(url,
           "CREATE TABLE orders (id BIGINT PRIMARY KEY, customer VARCHAR(100), "
           "amount DECIMAL(12,4), qty INT, note TEXT, updated_at DATETIME(6), "
@@ -68,7 +71,8 @@ def syncd(env: dict[str, str], *args: str, ok: tuple[int, ...] = (0,)) -> tuple[
     """Run syncd; return wall seconds, peak RSS (KiB) of that process alone, stdout."""
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "syncd", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=env["SYNCD_VAR_DIR"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
     _, status, usage = os.wait4(proc.pid, 0)
     code = os.waitstatus_to_exitcode(status)
@@ -80,7 +84,8 @@ def syncd(env: dict[str, str], *args: str, ok: tuple[int, ...] = (0,)) -> tuple[
 
 def last_run(env: dict[str, str]) -> dict[str, object]:
     out = subprocess.run([sys.executable, "-m", "syncd", "history", "--json", "--limit", "1"],
-                         env=env, capture_output=True, text=True, check=True).stdout
+                         env=env, cwd=env["SYNCD_VAR_DIR"], capture_output=True, text=True,
+                         check=True).stdout
     return json.loads(out)[0]  # type: ignore[no-any-return]
 
 
@@ -89,10 +94,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=1,
                         help="rounds of load + verify + repair (the source is built once)")
+    parser.add_argument("--prefix", default=NAME,
+                        help="name of the source database (the local one: PREFIX_local)")
+    parser.add_argument("--baseline", metavar="CHECKOUT",
+                        help="also run each verify case with the syncd of this checkout")
     args = parser.parse_args()
+    codes = {"": str(Path(__file__).resolve().parents[1])}
+    if args.baseline:
+        codes[" [baseline]"] = str(Path(args.baseline).resolve())
     work = Path(tempfile.mkdtemp(prefix="syncd-bench-verify-"))
     print(f"creating {args.rows:,} source rows in MariaDB ...", flush=True)
-    source = make_source(args.rows)
+    source = make_source(args.rows, args.prefix)
     third = DIFFERENCES // 3
     keys = {"inserted": scattered(args.rows, third, 1),  # removed now, inserted after the load
             "updated": scattered(args.rows, third, 2),
@@ -101,39 +113,51 @@ def main() -> None:
           f"DELETE FROM orders WHERE id IN {_in(keys['inserted'])}",
           "CREATE TABLE original AS SELECT * FROM orders WHERE id IN "
           f"{_in(keys['updated'] + keys['deleted'])}")
-    rounds = [one_round(source, work / f"round{i}", keys) for i in range(args.rounds)]
+    rounds = [one_round(source, work / f"round{i}", keys, args.prefix,
+                        dict(reversed(codes.items())) if i % 2 else codes)
+              for i in range(args.rounds)]
     for i, results in enumerate(rounds, 1):
         print(f"\nround {i} of {len(rounds)} (load average at its end {results[-1]})")
         show(results[:-1])
     if len(rounds) > 1:
         print(f"\nmedian of {len(rounds)} rounds (ratio: median of each round's own ratio)")
-        show([(row[0], statistics.median(r[i][1] for r in rounds),
-               statistics.median(r[i][2] for r in rounds), row[3],
-               statistics.median(r[i][1] / r[0][1] for r in rounds))
-              for i, row in enumerate(rounds[0][:-1])])
-    admin(MY_ADMIN, f"DROP DATABASE IF EXISTS {NAME}")
+        cases = [{row[0]: row for row in r[:-1]} for r in rounds]
+        show([(label, statistics.median(c[label][1] for c in cases),
+               statistics.median(c[label][2] for c in cases), row[3],
+               statistics.median(c[label][1] / r[0][1] for c, r in zip(cases, rounds)))
+              for label, row in cases[0].items()])
+    admin(MY_ADMIN, f"DROP DATABASE IF EXISTS {args.prefix}")
 
 
 def _in(ids: list[int]) -> str:
     return f"({', '.join(map(str, ids))})"
 
 
-def one_round(source: str, work: Path, keys: dict[str, list[int]]) -> list[Any]:
-    """Full load, verify, the differences, verify --repair; the source restored after."""
-    admin(PG_ADMIN, f"DROP DATABASE IF EXISTS {NAME}_local WITH (FORCE)",
-          f"CREATE DATABASE {NAME}_local")
-    local = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{NAME}_local"
+def one_round(source: str, work: Path, keys: dict[str, list[int]], name: str,
+              codes: dict[str, str]) -> list[Any]:
+    """Full load, verify, the differences, verify --repair; the source restored after.
+
+    ``codes``: the checkouts whose syncd runs the verify cases, by label suffix (the first
+    one runs the load); each repair starts from the same local rows.
+    """
+    admin(PG_ADMIN, f"DROP DATABASE IF EXISTS {name}_local WITH (FORCE)",
+          f"CREATE DATABASE {name}_local")
+    local = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}_local"
     work.mkdir(parents=True)
     jobs = work / "jobs.toml"
     jobs.write_text(f'[sources.bench]\nurl = "{source}"\n\n[[jobs]]\nname = "orders"\n'
                     f'source = "bench"\ntable = "orders"\ncursor = "updated_at"\n')
-    env = dict(os.environ, SYNCD_DATABASE_URL=local, SYNCD_JOBS_FILE=str(jobs),
-               SYNCD_VAR_DIR=str(work / "var"))
+    (work / "var").mkdir()
+    envs = {suffix: dict(os.environ, SYNCD_DATABASE_URL=local, SYNCD_JOBS_FILE=str(jobs),
+                         SYNCD_VAR_DIR=str(work / "var"), PYTHONPATH=code)
+            for suffix, code in codes.items()}
+    env = next(iter(envs.values()))
     syncd(env, "db", "upgrade")
     _, peak, _ = syncd(env, "run", "orders")
     results: list[Any] = [("syncd run: full load MariaDB -> PostgreSQL",
                            float(last_run(env)["duration_s"]), peak, "")]  # type: ignore[arg-type]
-    results.append(verify_case(env, "syncd verify: identical tables"))
+    for suffix, one in envs.items():
+        results.append(verify_case(one, f"syncd verify: identical tables{suffix}"))
     admin(source, "UPDATE orders SET note = CONCAT(IFNULL(note, ''), ' changed'), qty = -qty "
                   f"WHERE id IN {_in(keys['updated'])}",
           f"DELETE FROM orders WHERE id IN {_in(keys['deleted'])}",
@@ -142,14 +166,20 @@ def one_round(source: str, work: Path, keys: dict[str, list[int]]) -> list[Any]:
     incremental = last_run(env)
     print(f"incremental run after the differences: read {incremental['rows_read']}, "
           f"inserted {incremental['rows_inserted']}, updated {incremental['rows_updated']}")
-    results.append(verify_case(env, f"syncd verify --repair: {DIFFERENCES} differences",
-                               "--repair"))
+    changed = _in(sum(keys.values(), []))
+    admin(local, f"CREATE TABLE bench_before AS SELECT * FROM orders WHERE id IN {changed}")
+    for n, (suffix, one) in enumerate(envs.items()):
+        if n:  # the local rows as they were before the first repair
+            admin(local, f"DELETE FROM orders WHERE id IN {changed}",
+                  "INSERT INTO orders SELECT * FROM bench_before")
+        results.append(verify_case(one, f"syncd verify --repair: {DIFFERENCES} differences"
+                                   f"{suffix}", "--repair"))
     syncd(env, "verify", "orders")
     after = last_run(env)
     print(f"verify after the repair: {after['status']}, {after['rows_different']} different")
     admin(source, f"DELETE FROM orders WHERE id IN {_in(sum(keys.values(), []))}",
           "INSERT INTO orders SELECT * FROM original")
-    admin(PG_ADMIN, f"DROP DATABASE IF EXISTS {NAME}_local WITH (FORCE)")
+    admin(PG_ADMIN, f"DROP DATABASE IF EXISTS {name}_local WITH (FORCE)")
     results.append(round(os.getloadavg()[0], 1))
     return results
 

@@ -170,9 +170,9 @@ def _date_text(value: Any, rule: Rule) -> str | None:
 
 
 def _datetime_text(value: Any, rule: Rule) -> str | None:
-    """``YYYY-MM-DD HH:MM:SS[.ffffff]`` in UTC, decimals without trailing zeros (as
-    PostgreSQL writes a timestamp: the cheapest form in its SQL); infinite or BC values
-    as their own text."""
+    """``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, always six decimals (as MariaDB writes a
+    DATETIME(6): the cheapest form in its SQL); infinite, BC or five-digit years as
+    their own text."""
     text = _as_str(value)
     if text.startswith(ZERO_DATE_PREFIX):
         return None
@@ -182,9 +182,8 @@ def _datetime_text(value: Any, rule: Rule) -> str | None:
         return text
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
-    fraction = f".{moment.microsecond:06d}".rstrip("0") if moment.microsecond else ""
     return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} {moment.hour:02d}:"
-            f"{moment.minute:02d}:{moment.second:02d}{fraction}")
+            f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond:06d}")
 
 
 _TIME = re.compile(r"(-?)(\d+):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$")

@@ -4,7 +4,8 @@ For every column, ``column_sql`` writes the SQL that gives the column's
 canonical text in MySQL/MariaDB or PostgreSQL, chosen by the column's own type
 on that side (a value shows differently in ``numeric(10,2)``, ``decimal(65,30)``
 and a SQLite ``TEXT``). A row's text is the columns' texts joined by "|" (free
-text preceded by its length as a field of its own, NULL as "N"). A key range's
+text preceded by its length as a field of its own, NULL as "N"); a date-time is
+written with six decimals (both databases' cheapest exact form of it). A key range's
 checksum is the MD5 of its rows' texts joined in key order (``digest_sql``); a hash
 segment's is the sum of its rows' hashes (the first 64 bits of each row's MD5) modulo
 2**64. Both come with a count.
@@ -48,11 +49,6 @@ def _lit(text: str) -> str:
 _DATE_FORMAT = "%Y-%m-%d %H:%i:%s.%f"
 
 
-def _trimmed(c: str) -> str:
-    """A MySQL date-time text with decimals, without trailing zeros (nor a bare ".")."""
-    return f"TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM {c}))"
-
-
 def _padded(c: str, fsp: int | None) -> str:
     """A MySQL DATETIME/TIME with ``fsp`` decimals, padded to six (NULL stays NULL)."""
     digits = fsp or 0
@@ -87,10 +83,9 @@ def mysql_text(col: Column) -> str:
         if col.source_tz:
             moment = f"CONVERT_TZ({c}, {_lit(col.source_tz)}, '+00:00')"
             return (f"CASE WHEN CAST({c} AS CHAR) LIKE '0000-00-00%' THEN NULL ELSE "
-                    f"{_trimmed(f'DATE_FORMAT({moment}, {_lit(_DATE_FORMAT)})')} END")
+                    f"DATE_FORMAT({moment}, {_lit(_DATE_FORMAT)}) END")
         # A zero date is NULL; one with a zero month or day differs: compared row by row.
-        value = f"NULLIF({c}, '0000-00-00 00:00:00')"
-        return _trimmed(value) if col.side.precision else value
+        return _padded(f"NULLIF({c}, '0000-00-00 00:00:00')", col.side.precision)
     if rule == "time":
         return _padded(c, col.side.precision)
     if rule in ("text", "json") and kind not in ("enum", "set", "inet6", "inet4", "uuid"):
@@ -134,7 +129,9 @@ def postgres_text(col: Column) -> str:
             moment = f"({c} AT TIME ZONE 'UTC')"
         elif col.source_tz:
             moment = f"(({c} AT TIME ZONE {_lit(col.source_tz)}) AT TIME ZONE 'UTC')"
-        return f"({moment})::text"  # ISO (``PG_SESSION``): decimals without trailing zeros
+        # Six decimals; BC, infinite and five-digit years as PostgreSQL writes them.
+        return (f"CASE WHEN {moment} BETWEEN '0001-01-01' AND '9999-12-31 23:59:59.999999' "
+                f"THEN to_char({moment}, 'YYYY-MM-DD HH24:MI:SS.US') ELSE ({moment})::text END")
     if rule == "time" and kind == "time":
         return f"to_char({c}, 'HH24:MI:SS.US')"
     return f"({c})::text"
@@ -170,7 +167,7 @@ def row_hash_sql(dialect: str, columns: Sequence[Column]) -> str:
 
 
 def digest_sql(dialect: str, columns: Sequence[Column], key: Column,
-               clustered: bool = False) -> str:
+               clustered: bool = False, utf8: bool = False) -> str:
     """SQL of a key range's digest: the MD5 of its rows' texts joined in key order.
 
     One MD5 per segment instead of one per row: the cheapest checksum MariaDB can
@@ -178,18 +175,21 @@ def digest_sql(dialect: str, columns: Sequence[Column], key: Column,
     MySQL's GROUP_CONCAT needs ``group_concat_max_len`` raised (``Side.reading``).
     ``clustered`` (InnoDB): a primary-key range is read in key order, no sort needed
     (were it ever read otherwise, the digests would differ and the rows be compared).
+    ``utf8`` (MySQL): the row text is already in a UTF-8 character set, so its bytes are
+    hashed as they are (a conversion costs MariaDB as much as a column).
     """
     if dialect == "sqlite":
         return f"syncd_digest({key.name}, {', '.join(c.name for c in columns)})"
     row = row_text_sql(dialect, columns)
     if dialect == "mysql":
         order = "" if clustered else f" ORDER BY {key.name}"
-        return f"MD5(CONVERT(GROUP_CONCAT({row}{order} SEPARATOR '\\n') USING utf8mb4))"
+        joined = f"GROUP_CONCAT({row}{order} SEPARATOR '\\n')"
+        return f"MD5({joined})" if utf8 else f"MD5(CONVERT({joined} USING utf8mb4))"
     return f"md5(string_agg({row}, E'\\n' ORDER BY {key.name}))"
 
 
 def range_digest_sql(dialect: str, columns: Sequence[Column], key: Column, table: str,
-                     clustered: bool = False, n: int = 0) -> str:
+                     clustered: bool = False, n: int = 0, utf8: bool = False) -> str:
     """SQL of ``n``, the count and the digest of the rows whose key is in ``[:lo<n>, :last<n>]``.
 
     PostgreSQL reads the range in key order in a subquery (an index range scan) and
@@ -198,11 +198,20 @@ def range_digest_sql(dialect: str, columns: Sequence[Column], key: Column, table
     """
     where = f"{key.name} >= :lo{n} AND {key.name} <= :last{n}"
     if dialect != "postgresql":
-        return f"SELECT {n}, COUNT(*), {digest_sql(dialect, columns, key, clustered)} " \
+        return f"SELECT {n}, COUNT(*), {digest_sql(dialect, columns, key, clustered, utf8)} " \
                f"FROM {table} WHERE {where}"
     return (f"SELECT {n}, COUNT(*), md5(string_agg(syncd_row, E'\\n')) FROM (SELECT "
             f"{row_text_sql(dialect, columns)} AS syncd_row FROM {table} WHERE {where} "
             f"ORDER BY {key.name}) syncd_range")
+
+
+def utf8_sql(columns: Sequence[Column], table: str) -> str:
+    """MySQL: SQL of the character set of a row's text (one row, also for an empty table)."""
+    row = row_text_sql("mysql", columns)
+    return f"SELECT CHARSET(GROUP_CONCAT({row})) FROM {table} WHERE 1 = 0"
+
+
+UTF8_CHARSETS = ("utf8mb4", "utf8mb3", "utf8", "ascii")  # their bytes are UTF-8 as they are
 
 
 def row_width_sql(dialect: str, columns: Sequence[Column], table: str, rows: int) -> str:

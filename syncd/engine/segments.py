@@ -52,6 +52,7 @@ class Side:
     reads: list[ColumnElement[Any]]  # what to select so values arrive as the type map reads
     python: ck.PythonSide  # SQLite: the functions registered on its connections
     clustered: bool = False  # InnoDB: rows of a key range come in key order
+    utf8: bool = False  # MySQL: the row text is already UTF-8 (``check_utf8``)
 
     @property
     def dialect(self) -> str:
@@ -88,20 +89,28 @@ class Side:
                 conn.exec_driver_sql(PG_SESSION)
             yield conn
 
+    def check_utf8(self) -> None:
+        """MySQL: find whether the row text comes in a UTF-8 character set already."""
+        if self.dialect != "mysql":
+            return
+        with self.reading() as conn, self.transaction(conn):
+            charset = conn.exec_driver_sql(ck.utf8_sql(self.columns, self.qualified())).scalar()
+        self.utf8 = str(charset).lower() in ck.UTF8_CHARSETS
+
     def sum_sql(self) -> str:
         return ck.sum_sql(self.dialect, self.columns)
 
     def digest_sql(self, grouped: bool = False) -> str:
         """A key range's digest (``grouped``: of each group of a GROUP BY, which may sort)."""
         return ck.digest_sql(self.dialect, self.columns, self.keys[0],
-                             self.clustered and not grouped)
+                             self.clustered and not grouped, self.utf8)
 
     def ranges_digest_sql(self, ranges: int) -> str:
         """Of ``ranges`` key ranges ``[:lo<n>, :last<n>]``: n, count and digest (one row each,
         in one statement: one round trip)."""
         return " UNION ALL ".join(
             ck.range_digest_sql(self.dialect, self.columns, self.keys[0], self.qualified(),
-                                self.clustered, n) for n in range(ranges))
+                                self.clustered, n, self.utf8) for n in range(ranges))
 
     def key_hash_sql(self) -> str:
         return ck.key_hash_sql(self.dialect, self.keys)

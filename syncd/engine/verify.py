@@ -140,6 +140,8 @@ def _sides(ctx: SyncContext) -> tuple[Side, Side]:
     local = Side("local", ctx.local, local_table, local_cols, key_index,
                  select_list([local_table.c[name] for name in src.columns], local_plans),
                  ck.PythonSide(tuple(rules), key_rules, _style(ctx.source)), local_innodb)
+    source.check_utf8()
+    local.check_utf8()
     return source, local
 
 
