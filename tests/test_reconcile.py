@@ -1,7 +1,8 @@
 """Reconcile (deletes = "reconcile") on every source x local pair, through the runner.
 
-Segments are made small here so that every path runs on a few thousand rows: top
-ranges or buckets that differ, their splits, leaves whose keys are matched.
+Segments are made small here so that every path runs on a few thousand rows: key ranges
+measured or read as key lists, hash buckets that differ, their splits, leaves whose keys
+are matched.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def small_segments(monkeypatch: Any) -> None:
     monkeypatch.setattr("syncd.engine.segments.TOP_ROWS", 500)
     monkeypatch.setattr(KeyHashes, "top_buckets", 16)
     monkeypatch.setattr(reconcile, "LEAF_ROWS", 8)
+    monkeypatch.setattr(reconcile, "TOP_CHUNK", 2)  # the next chunk read without measuring
 
 
 def keys_of(url: str, table: str, columns: str) -> set[tuple[str, ...]]:

@@ -23,9 +23,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, delete
+from sqlalchemy import Column, MetaData, Table, delete, text
 
 from syncd.engine.compare import EXTRA, RowRules, compare_rows
 from syncd.engine.connect import translated_errors
@@ -33,7 +34,17 @@ from syncd.engine.context import SyncContext
 from syncd.engine.errors import DeleteLimitExceeded
 from syncd.engine.queries import existing_keys, keys_listed
 from syncd.engine.readers import fetch_rows, select_list
-from syncd.engine.segments import LANES, LEAF_ROWS, KeyHashes, KeyRanges, Segment, Side, both
+from syncd.engine.segments import (
+    LANES,
+    LEAF_ROWS,
+    ROWS_QUERY,
+    TOP_ROWS,
+    KeyHashes,
+    KeyRanges,
+    Segment,
+    Side,
+    both,
+)
 from syncd.engine.verify import key_ranged, key_sides
 
 KEEP_KEYS = 100_000  # keys the counting walk keeps for the deletes
@@ -48,12 +59,14 @@ def reconcile_deletes(ctx: SyncContext) -> None:
     with translated_errors("local database"):
         sides = key_sides(ctx)
     gone, total = 0, 0
-    kept: list[tuple[Any, ...]] = []
+    kept: list[tuple[Any, ...]] | None = []
     with _walking(ctx, sides) as walk:
         for keys in walk.gone():
             gone += len(keys)
-            if len(kept) + len(keys) <= KEEP_KEYS:
+            if kept is not None and len(kept) + len(keys) <= KEEP_KEYS:
                 kept += keys
+            else:
+                kept = None
         total = walk.total
     if gone == 0:
         return
@@ -64,7 +77,7 @@ def reconcile_deletes(ctx: SyncContext) -> None:
             "nothing was deleted. If the source really lost these rows, raise max_delete_ratio "
             "for one run or run a full refresh"
         )
-    if gone == len(kept):  # the first walk kept the keys: no second walk
+    if kept is not None:  # the first walk kept the keys: no second walk
         _delete(ctx, kept)
         return
     with _walking(ctx, sides) as walk:
@@ -100,22 +113,47 @@ class _KeyWalk:
     def gone(self) -> Iterator[list[tuple[Any, ...]]]:
         """The local keys (as the local database sent them) gone from the source, a few
         at a time."""
-        for segments in self._top():
-            self.total += sum(s.local.count for s in segments)
-            yield from self._descend(segments)
+        if isinstance(self.strategy, KeyRanges):
+            yield from self._gone_from_ranges(self.strategy)
+            return
+        top = self.strategy.top()
+        self.total += sum(s.local.count for s in top)
+        yield from self._descend(top)
+
+    def _gone_from_ranges(self, strategy: KeyRanges) -> Iterator[list[tuple[Any, ...]]]:
+        """Integer keys: the top ranges are measured a chunk at a time; the keys of those
+        that differ are read as lists and matched as sets. When most ranges of a chunk
+        differ (deletes spread over the table), the next chunk's keys are read without
+        measuring it first."""
+        ranges = strategy.top_ranges()
+        listed = False  # read this chunk's key lists without measuring it
+        per_range = TOP_ROWS
+        for start in range(0, len(ranges), TOP_CHUNK):
+            chunk = [Segment(lo, hi) for lo, hi in ranges[start:start + TOP_CHUNK]]
+            if not listed:
+                chunk = strategy.measure([(s.lo, s.hi) for s in chunk])
+                self.total += sum(s.local.count for s in chunk)
+                per_range = max([s.rows for s in chunk] + [1])
+                chunk = [s for s in chunk if s.differs and s.local.count]
+            step = max(1, KEY_ROWS // per_range)
+            gone: list[tuple[Any, ...]] = []
+            differing = 0
+            for at in range(0, len(chunk), step):
+                read = partial(_key_lists, ranges=chunk[at:at + step])
+                source, local = both(self.pool, self.sides, read)
+                for theirs, ours in zip(source, local):
+                    if listed:
+                        self.total += len(ours)
+                        per_range = max(per_range, len(ours), len(theirs))
+                    differing += theirs != ours
+                    gone += [(key,) for key in sorted(ours - theirs)]
+            listed = 2 * differing > min(TOP_CHUNK, len(ranges) - start)
+            yield gone
             self.ctx.report()
 
-    def _top(self) -> Iterator[list[Segment]]:
-        if isinstance(self.strategy, KeyRanges):
-            ranges = self.strategy.top_ranges()
-            for start in range(0, len(ranges), TOP_CHUNK):
-                yield self.strategy.measure(ranges[start:start + TOP_CHUNK])
-        else:
-            yield self.strategy.top()
-
     def _descend(self, segments: Sequence[Segment]) -> Iterator[list[tuple[Any, ...]]]:
-        """Split the differing segments that hold local keys until they are small (or
-        hold no source key: all their local keys are gone); match those."""
+        """Hash buckets that differ and hold local keys: split until small (or until they
+        hold no source key: all their local keys are gone), then their keys matched."""
         leaves: list[Segment] = []
         big: list[Segment] = []
         for s in segments:
@@ -130,13 +168,12 @@ class _KeyWalk:
                 group = []
         if group:
             yield self._gone_in(group)
-        chunk = 16 if self.ranged else 4096
-        for start in range(0, len(big), chunk):
-            self.ctx.report()
-            yield from self._descend(self.strategy.split(big[start:start + chunk]))
+        self.ctx.report()
+        for start in range(0, len(big), 4096):
+            yield from self._descend(self.strategy.split(big[start:start + 4096]))
 
     def _gone_in(self, group: Sequence[Segment]) -> list[tuple[Any, ...]]:
-        """The local keys of ``group`` that the source does not have."""
+        """The local keys of the hash buckets ``group`` that the source does not have."""
         def read(side: Side) -> list[Any]:
             with side.reading() as conn:
                 return self.strategy.rows(side, conn, group)
@@ -144,7 +181,7 @@ class _KeyWalk:
         source, local = both(self.pool, self.sides, read)
         extra = [d.local_key for d in compare_rows(self.rules, source, local)
                  if d.kind == EXTRA and d.local_key is not None]
-        return extra if self.ranged or not extra else self._absent(extra)
+        return self._absent(extra) if extra else []
 
     def _absent(self, keys: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Of ``keys``, those the source does not have, looked up by value."""
@@ -160,6 +197,31 @@ class _KeyWalk:
                 out += [k for k in chunk
                         if self.rules.key_of(self.rules.local_form(k)) not in there]
         return out
+
+
+def _key_lists(side: Side, ranges: Sequence[Segment]) -> list[set[int]]:
+    """The integer keys of each of ``ranges`` on ``side``, sent as one text per range
+    (a driver takes far longer over a row per key than over its digits)."""
+    key = side.keys[0].name
+    listed = {"mysql": f"GROUP_CONCAT({key} SEPARATOR ',')",
+              "postgresql": f"string_agg(({key})::text, ',')"}.get(
+        side.dialect, f"group_concat({key}, ',')")
+    out: list[set[int]] = [set() for _ in ranges]
+    with side.reading() as conn:
+        for start in range(0, len(ranges), ROWS_QUERY):
+            group = ranges[start:start + ROWS_QUERY]
+            sql = " UNION ALL ".join(
+                f"SELECT {i}, {listed} FROM {side.qualified()} "
+                f"WHERE {key} >= :lo{i} AND {key} <= :last{i}" for i in range(len(group)))
+            params = {f"{name}{i}": value for i, s in enumerate(group)
+                      for name, value in (("lo", s.lo), ("last", s.hi - 1))}
+            with side.transaction(conn):
+                rows = conn.execute(text(sql), params).all()
+            for n, found in rows:
+                if found:
+                    digits = found.decode() if isinstance(found, bytes) else str(found)
+                    out[start + int(n)] = set(map(int, digits.split(",")))
+    return out
 
 
 def _delete(ctx: SyncContext, keys: list[tuple[Any, ...]]) -> None:
