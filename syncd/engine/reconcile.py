@@ -133,7 +133,7 @@ class _KeyWalk:
             if not listed:
                 chunk = strategy.measure([(s.lo, s.hi) for s in chunk])
                 self.total += sum(s.local.count for s in chunk)
-                per_range = max([s.rows for s in chunk] + [1])
+                per_range = max([s.rows for s in chunk] + [TOP_ROWS])
                 chunk = [s for s in chunk if s.differs and s.local.count]
             step = max(1, KEY_ROWS // per_range)
             gone: list[tuple[Any, ...]] = []
