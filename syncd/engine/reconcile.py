@@ -2,10 +2,14 @@
 
 The key sets of both tables are compared as ``syncd verify`` compares rows
 (``segments.py``), on the key columns alone: each database computes, per segment of
-the key space, the count and digest of its keys, both at the same time; a segment
-that differs is split until it is small, and only then are its keys read from both
-sides and matched (``compare.py``). So the databases each read their keys once, in
-aggregate, and what travels and what Python handles follows the differences.
+the key space, the count and digest of its keys, both at the same time, and only the
+keys of segments that differ are read. A single integer key: segments are key ranges,
+and each side sends the keys of a differing range as one text, matched as sets; where
+most ranges differ (deletes spread over the table) the next ones are read so without
+being measured first. Any other key: segments are hash buckets, split until small,
+then their keys read and matched value by value (``compare.py``). So the databases
+each read their keys about once, and what travels and what Python handles follows the
+differences.
 
 A key counts as gone only when the source does not have it. With key-hash segments
 (any key but one integer column) a key's segment comes from a text both databases
