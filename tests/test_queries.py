@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite  # noqa: F401
 
-from syncd.engine.queries import count_keys, full_scan, incremental_batch, keyset_after
+from syncd.engine.queries import full_scan, incremental_batch, keys_listed, keyset_after
 
 T = sa.Table("t", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
              sa.Column("k2", sa.Integer, primary_key=True), sa.Column("updated_at", sa.DateTime),
@@ -57,20 +57,21 @@ def test_full_scan_resumes_after_composite_key_without_offset():
     assert "OFFSET" not in text and "LIMIT" not in text
 
 
-def test_count_keys_writes_integer_keys_as_literals_and_binds_the_rest():
+def test_keys_listed_writes_integer_keys_as_literals_and_binds_the_rest():
     table = sa.Table("t", sa.MetaData(), sa.Column("id", sa.BigInteger, primary_key=True),
                      sa.Column("code", sa.String(10)))
-    ints = str(count_keys(table, ["id"], [(1,), (22,), (333,)]).compile(
-        dialect=mysql.dialect()))
+    ints = str(sa.delete(table).where(keys_listed(table, ["id"], [(1,), (22,), (333,)]))
+               .compile(dialect=mysql.dialect()))
     assert "t.id IN (1, 22, 333)" in ints and "%s" not in ints
-    texts = count_keys(table, ["code"], [("a",), ("b'; DROP TABLE t; --",)]).compile(
+    texts = sa.delete(table).where(
+        keys_listed(table, ["code"], [("a",), ("b'; DROP TABLE t; --",)])).compile(
         dialect=mysql.dialect(), compile_kwargs={"render_postcompile": True})
     assert "DROP" not in str(texts) and "%s" in str(texts)
 
 
-def test_count_keys_counts_runs_of_integer_keys_exactly(tmp_path):
-    # Runs of consecutive keys become BETWEEN ranges: they must count exactly the keys
-    # asked about, not the table's other keys inside or around the ranges.
+def test_keys_listed_holds_exactly_the_keys_listed(tmp_path):
+    # Runs of consecutive keys become BETWEEN ranges: they must hold exactly the keys
+    # listed, not the table's other keys inside or around the ranges.
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'keys.sqlite'}")
     table = sa.Table("t", sa.MetaData(), sa.Column("id", sa.BigInteger, primary_key=True))
     present = [k for k in range(1, 101) if k not in (50, 51)] + [200, 202, 300]
@@ -79,10 +80,12 @@ def test_count_keys_counts_runs_of_integer_keys_exactly(tmp_path):
     with engine.begin() as conn:
         table.create(conn)
         conn.execute(table.insert(), [{"id": k} for k in present])
-        query = count_keys(table, ["id"], asked)
-        counted = conn.execute(query).scalar_one()
+        query = sa.delete(table).where(keys_listed(table, ["id"], asked))
+        deleted = conn.execute(query).rowcount
+        left = sorted(conn.execute(sa.select(table.c.id)).scalars())
     engine.dispose()
-    assert counted == len(set(present) & {k for (k,) in asked}) == 100
+    assert deleted == len(set(present) & {k for (k,) in asked}) == 100
+    assert left == [300]
     text = str(query.compile(dialect=mysql.dialect()))
     assert "BETWEEN 1 AND 120" in text and "BETWEEN 200 AND 202" in text
     assert "IN (299, 301, 400)" in text

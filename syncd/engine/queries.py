@@ -120,15 +120,15 @@ def existing_keys(table: Table, pk: Sequence[str], keys: Sequence[Sequence[Any]]
     return select(*(read or [table.c[name] for name in pk])).where(keys_in(table, pk, keys))
 
 
-def count_keys(table: Table, pk: Sequence[str], keys: Sequence[Sequence[Any]]) -> Select[Any]:
-    """How many of ``keys`` exist in ``table``.
+def keys_listed(table: Table, pk: Sequence[str],
+                keys: Sequence[Sequence[Any]]) -> ColumnElement[bool]:
+    """Predicate: the row's primary key is one of ``keys`` (``keys_in``, cheaper to build).
 
     A one-column integer key is written as literals (each made by ``int``): runs of
     consecutive keys as ``BETWEEN`` ranges, which hold exactly those keys and cost the
     database one index range each, the other keys as one ``IN`` list. Ten thousand bound
     parameters would cost more to compile and escape than the database takes to answer.
     """
-    query = select(func.count()).select_from(table)
     if len(pk) == 1 and all(type(k[0]) is int for k in keys):
         column = table.c[pk[0]]
         ranges, singles = integer_runs(sorted(int(k[0]) for k in keys))
@@ -137,8 +137,8 @@ def count_keys(table: Table, pk: Sequence[str], keys: Sequence[Sequence[Any]]) -
         if singles:
             numbers = ", ".join(map(str, singles))
             parts.append(column.op("IN")(literal_column(f"({numbers})")))
-        return query.where(or_(*parts)) if parts else query.where(false())
-    return query.where(keys_in(table, pk, keys))
+        return or_(*parts) if parts else false()
+    return keys_in(table, pk, keys)
 
 
 def integer_runs(numbers: Sequence[int], shortest: int = 3,

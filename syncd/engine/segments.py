@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Select, select, text
@@ -62,6 +62,13 @@ class Side:
     @property
     def keys(self) -> list[ck.Column]:
         return [self.columns[i] for i in self.key_index]
+
+    def keys_only(self) -> Side:
+        """This side narrowed to its primary-key columns."""
+        python = replace(self.python, rules=self.python.key_rules,
+                         convert=self.python.key_convert)
+        return replace(self, columns=self.keys, key_index=list(range(len(self.key_index))),
+                       reads=[self.reads[i] for i in self.key_index], python=python)
 
     def qualified(self) -> str:
         """The table's name as SQL."""

@@ -92,8 +92,7 @@ def verify_table(spec: TableSync, source: Engine, local: Engine,
     run = _Verify(ctx, sides, options.repair)
     with ThreadPoolExecutor(max_workers=2 * LANES, thread_name_prefix="syncd-verify") as pool, \
             translated_errors(f"source table {spec.qualified_table} or local table {spec.target}"):
-        ranged = len(src.primary_key) == 1 and plans[sides[0].key_index[0]].family in (
-            "int", "year")
+        ranged = key_ranged(ctx)
         run.strategy = KeyRanges(sides, pool) if ranged else KeyHashes(sides, pool)
         run.report.strategy = "key ranges" if ranged else "key hashes"
         run.walk()
@@ -143,6 +142,18 @@ def _sides(ctx: SyncContext) -> tuple[Side, Side]:
     source.check_utf8()
     local.check_utf8()
     return source, local
+
+
+def key_ranged(ctx: SyncContext) -> bool:
+    """Segments are ranges of the key itself (one integer column), else of key hashes."""
+    key = ctx.key_plans()
+    return len(key) == 1 and key[0].family in ("int", "year")
+
+
+def key_sides(ctx: SyncContext) -> tuple[Side, Side]:
+    """Both sides narrowed to the primary-key columns (reconcile compares keys alone)."""
+    source, local = _sides(ctx)
+    return source.keys_only(), local.keys_only()
 
 
 def _quote(engine: Engine, name: str) -> str:
