@@ -303,24 +303,31 @@ def _read_fast(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] | N
 
 def _prefetch(batches: Iterator[Any], depth: int = 1, name: str = "syncd-read",
               ) -> Iterator[Any]:
-    """Read the next batch in a thread while the current one is written."""
-    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    """Read the next batch in a thread while the current one is written.
+
+    At most ``depth`` batches are ahead of the consumer, the one being read included: the
+    thread reads the next batch only once the consumer has taken the last one (a batch
+    read and waiting for a slot would be one more batch in memory).
+    """
+    slots: queue.Queue[Any] = queue.Queue()
+    room = threading.Semaphore(depth)
     done = object()
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            for batch in batches:
-                while not stop.is_set():
-                    try:
-                        slots.put(batch, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-                batch = None  # held by the queue alone while the next one is read
+            items = iter(batches)
+            while True:
+                while not room.acquire(timeout=0.5):
+                    if stop.is_set():
+                        return
                 if stop.is_set():
-                    break
-            slots.put(done)
+                    return
+                batch = next(items, done)
+                slots.put(batch)
+                if batch is done:
+                    return
+                batch = None  # held by the queue alone while the next one is read
         except BaseException as exc:  # noqa: BLE001  (handed to the consumer)
             slots.put(exc)
 
@@ -329,6 +336,7 @@ def _prefetch(batches: Iterator[Any], depth: int = 1, name: str = "syncd-read",
     try:
         while True:
             item = slots.get()
+            room.release()
             if item is done:
                 return
             if isinstance(item, BaseException):
@@ -337,11 +345,8 @@ def _prefetch(batches: Iterator[Any], depth: int = 1, name: str = "syncd-read",
             item = None
     finally:
         stop.set()
-        while thread.is_alive():
-            try:
-                slots.get(timeout=0.1)
-            except queue.Empty:
-                pass
+        room.release()
+        thread.join()
         if hasattr(batches, "close"):
             batches.close()
 
