@@ -384,10 +384,12 @@ def _sync(spec: JobSpec, state: SyncdState, full_refresh: bool, progress: Progre
             spec = resolve_at_source(spec, source)
         maybe_split(spec, state, source, full_refresh, progress, fence, fence.run_id,
                     split_workers)
-        return sync_table(spec.table_sync(), source, state.engine, full_refresh=full_refresh,
+        table = spec.table_sync()
+        return sync_table(table, source, state.engine, full_refresh=full_refresh,
                           progress=progress, on_progress=recorder, guard=fence,
                           mysql_reader=str(state.config.SYNCD_MYSQL_READER),
-                          key_checked=spec.name in state.keys_checked)
+                          key_checked=spec.name in state.keys_checked,
+                          reflected=state.reflected.pop(table, None) if kept else None)
     finally:
         if kept is None:
             source.dispose()

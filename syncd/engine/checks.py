@@ -22,7 +22,7 @@ from syncd.engine.errors import (
     shown,
 )
 from syncd.engine.keys import require_unique_key
-from syncd.engine.schema import check_reflected, reflect_source
+from syncd.engine.schema import SourceTable, check_reflected, reflect_source
 from syncd.engine.spec import TableSync
 
 
@@ -58,12 +58,14 @@ def reach(source: Engine) -> None:
 
 
 def check_job(spec: TableSync, source: Engine, local: str | None = None,
-              unique_key: bool = True) -> list[str]:
+              unique_key: bool = True,
+              reflected: dict[TableSync, SourceTable] | None = None) -> list[str]:
     """Check the job's table, key and cursor at the source, and (given the ``local``
     database's dialect) that the type map takes every column; returns warnings.
 
     ``unique_key`` False: a key the source does not declare unique is not checked
-    here (a run checks the rows it reads: see ``engine.keys``)."""
+    here (a run checks the rows it reads: see ``engine.keys``). ``reflected``: where
+    the source table, once checked, is kept by ``spec`` for the run that follows."""
     try:
         src = reflect_source(spec, source)
         warnings = check_reflected(spec, src, local)
@@ -76,4 +78,6 @@ def check_job(spec: TableSync, source: Engine, local: str | None = None,
     except Exception as exc:  # noqa: BLE001  (what the source answered about the table)
         raise ConfigError(f'field "table": table {shown(spec.qualified_table)} could not be '
                           f"checked: {_said(exc)}") from exc
+    if reflected is not None:
+        reflected[spec] = src
     return warnings

@@ -436,8 +436,8 @@ class _ReadAhead:
 
     def __init__(self, batches: Iterator[Any], depth: int = 1, name: str = "syncd-read",
                  ) -> None:
-        self.slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self.items = _prefetch(batches, self.slots, name)
+        self.slots: queue.Queue[Any] = queue.Queue()
+        self.items = _prefetch(batches, self.slots, depth, name)
 
     def __iter__(self) -> _ReadAhead:
         return self
@@ -452,24 +452,32 @@ class _ReadAhead:
         self.items.close()
 
 
-def _prefetch(batches: Iterator[Any], slots: queue.Queue[Any], name: str,
+def _prefetch(batches: Iterator[Any], slots: queue.Queue[Any], depth: int, name: str,
               ) -> Generator[Any, None, None]:
+    """Batches read by a thread into ``slots`` while the consumer works on the last one.
+
+    At most ``depth`` batches are ahead of the consumer, the one being read included: the
+    thread reads the next batch only once the consumer has taken the last one (a batch
+    read and waiting for a slot would be one more batch in memory).
+    """
+    room = threading.Semaphore(depth)
     done = object()
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            for batch in batches:
-                while not stop.is_set():
-                    try:
-                        slots.put(batch, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-                batch = None  # held by the queue alone while the next one is read
+            items = iter(batches)
+            while True:
+                while not room.acquire(timeout=0.5):
+                    if stop.is_set():
+                        return
                 if stop.is_set():
-                    break
-            slots.put(done)
+                    return
+                batch = next(items, done)
+                slots.put(batch)
+                if batch is done:
+                    return
+                batch = None  # held by the queue alone while the next one is read
         except BaseException as exc:  # noqa: BLE001  (handed to the consumer)
             slots.put(exc)
 
@@ -478,6 +486,7 @@ def _prefetch(batches: Iterator[Any], slots: queue.Queue[Any], name: str,
     try:
         while True:
             item = slots.get()
+            room.release()
             if item is done:
                 return
             if isinstance(item, BaseException):
@@ -486,11 +495,8 @@ def _prefetch(batches: Iterator[Any], slots: queue.Queue[Any], name: str,
             item = None
     finally:
         stop.set()
-        while thread.is_alive():
-            try:
-                slots.get(timeout=0.1)
-            except queue.Empty:
-                pass
+        room.release()
+        thread.join()
         if hasattr(batches, "close"):
             batches.close()
 
