@@ -35,6 +35,7 @@ from syncd.engine.queries import (
     full_scan,
     max_cursor,
     mysql_row_estimate,
+    mysql_row_width,
     row_count,
 )
 from syncd.engine.readers import (
@@ -118,7 +119,7 @@ def load_batches(ctx: SyncContext, staging: str, position: tuple[Any, ...] | Non
         # Three stages: a thread reads (its waits on the source let the others run, so
         # the source works on the next batch meanwhile), a thread converts and encodes,
         # this one writes. Where it can, the source writes each row's COPY line.
-        lines = copylines.lines_possible(ctx.plans)
+        lines = copylines.lines_possible(ctx.plans) and _narrow(ctx)
         batches = _ReadAhead(_prepared(ctx, _ReadAhead(_read_source(ctx, position, lines),
                                                        name="syncd-fetch"), lines))
     else:
@@ -161,6 +162,18 @@ def _write_batches(ctx: SyncContext,
             progress.rows_read += rows
             if rows:
                 ctx.report()
+
+
+def _narrow(ctx: SyncContext) -> bool:
+    """Rows narrow enough to be read as COPY lines: MySQL's escaping of long texts costs
+    more than Python's work on a few wide values. A view (no statistics) and a small table
+    (whose average counts its pages' free space) are read as lines."""
+    with translated_errors(f"source table {ctx.spec.qualified_table}"), \
+            ctx.source.connect() as s:
+        stats = s.execute(mysql_row_width(ctx.src.table)).first()
+    if stats is None or stats[0] is None or stats[1] is None or int(stats[0]) < 10_000:
+        return True
+    return int(stats[1]) <= copylines.WIDEST_LINE
 
 
 @contextmanager

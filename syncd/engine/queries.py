@@ -189,7 +189,8 @@ def row_count(table: Table) -> Select[Any]:
 
 
 _MYSQL_TABLES = sql_table("TABLES", sql_column("TABLE_SCHEMA"), sql_column("TABLE_NAME"),
-                          sql_column("TABLE_ROWS"), schema="information_schema")
+                          sql_column("TABLE_ROWS"), sql_column("AVG_ROW_LENGTH"),
+                          schema="information_schema")
 
 
 def mysql_row_estimate(source: Table) -> Select[Any]:
@@ -198,6 +199,15 @@ def mysql_row_estimate(source: Table) -> Select[Any]:
     t = _MYSQL_TABLES.c
     schema = source.schema if source.schema is not None else func.database()
     return select(t.TABLE_ROWS).where(t.TABLE_SCHEMA == schema, t.TABLE_NAME == source.name)
+
+
+def mysql_row_width(source: Table) -> Select[Any]:
+    """MySQL's estimates of the rows and the average row's bytes, from its statistics
+    (no row: a view)."""
+    t = _MYSQL_TABLES.c
+    schema = source.schema if source.schema is not None else func.database()
+    return select(t.TABLE_ROWS, t.AVG_ROW_LENGTH).where(t.TABLE_SCHEMA == schema,
+                                                        t.TABLE_NAME == source.name)
 
 
 def diff_counts(new: Table, old: Table, pk: Sequence[str], columns: Sequence[str],
