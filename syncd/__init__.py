@@ -33,6 +33,9 @@ class SyncdState:
         # checked the job serves its run); whoever adds one disposes of it.
         self.sources: dict[str, Engine] = {}
         self.keys_checked: set[str] = set()  # jobs whose source key was just checked
+        # Source tables just reflected by the check of a job, by job (`syncd run`: its
+        # run uses the table instead of reflecting it again; syncd.runner.Reflected).
+        self.reflected: dict[str, Any] = {}
 
     def jobs(self) -> JobsFile:
         """The jobs in force (the jobs file is read anew each call: edits take effect).

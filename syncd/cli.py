@@ -251,7 +251,8 @@ def _run_now(ctx: Context, job: str, full_refresh: bool, processes: int = 1) -> 
     spec = jobs.job(job)
     creates = full_refresh or not _has_table(state, spec.target)
     checked = _check_before_run(jobs.path, spec, state.engine.dialect.name,
-                                unique_key=creates, keep=state.sources)
+                                unique_key=creates, keep=state.sources,
+                                reflected=state.reflected)
     QUICK_EXIT.extend(state.sources.values())
     if creates and checked:  # the whole table was just grouped by the job's key: not again
         state.keys_checked.add(spec.name)
@@ -289,7 +290,8 @@ def _has_table(state: SyncdState, name: str) -> bool:
 
 
 def _check_before_run(path: str, job: Any, local: str, unique_key: bool = True,
-                      keep: dict[str, Any] | None = None) -> bool:
+                      keep: dict[str, Any] | None = None,
+                      reflected: dict[str, Any] | None = None) -> bool:
     """Exit 2, writing nothing, if the job's table, columns or key are wrong at the source.
 
     A source that cannot be reached or refuses the connection is not decided here: the
@@ -297,8 +299,9 @@ def _check_before_run(path: str, job: Any, local: str, unique_key: bool = True,
     False: a key the source does not declare unique is left to the run, which checks
     the rows it reads (the whole table is grouped only before a run creates the table).
     ``keep``: where the source engine is kept for the run when the check passed (its
-    connection and what it learned of the source are used again). True if the job
-    was checked (False: the source could not be asked, or the table is skipped).
+    connection and what it learned of the source are used again); ``reflected``: where
+    the source table it reflected is kept for the run (``syncd.runner.Reflected``).
+    True if the job was checked (False: the source could not be asked, or the table is skipped).
     """
     from syncd.engine.checks import check_job, open_source, reach
 
@@ -321,10 +324,16 @@ def _check_before_run(path: str, job: Any, local: str, unique_key: bool = True,
                 job = resolve_at_source(job, engine)
             except TableSkipped:
                 return False  # the run records it skipped
-        check_job(job.table_sync(), engine, local, unique_key=unique_key)
+        table = job.table_sync()
+        seen: list[Any] = []
+        check_job(table, engine, local, unique_key=unique_key, seen=seen)
         if keep is not None:
             keep[job.source.url] = engine
             kept = True
+            if reflected is not None:
+                from syncd.runner import Reflected
+
+                reflected[job.name] = Reflected(table, seen[0])
         return True
     except (SourceUnavailable, SourceRefused):
         return False

@@ -22,7 +22,7 @@ import socket
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -42,6 +42,8 @@ from syncd.engine.errors import (
     SourceUnavailable,
     one_line,
 )
+from syncd.engine.schema import SourceTable
+from syncd.engine.spec import TableSync
 from syncd.group_tables import resolve_at_source
 from syncd.groups import TableSkipped
 from syncd.jobs import JobSpec
@@ -59,6 +61,18 @@ log = logging.getLogger(__name__)
 
 ProgressHook = Callable[[SyncRun, Progress], None]
 Interrupted = Callable[[], str | None]  # who cancelled the run from this process, or None
+
+
+REFLECTED_SECONDS = 5.0  # how long a check's reflection of the source table serves a run
+
+
+@dataclass(frozen=True)
+class Reflected:
+    """The source table as the check before a run (``syncd run``) reflected it."""
+
+    table: TableSync  # the job's settings it was reflected for
+    src: SourceTable
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
@@ -396,13 +410,24 @@ def _sync(spec: JobSpec, state: SyncdState, full_refresh: bool, progress: Progre
             spec = resolve_at_source(spec, source)
         maybe_split(spec, state, source, full_refresh, progress, fence, fence.run_id,
                     split_workers)
-        return sync_table(spec.table_sync(), source, state.engine, full_refresh=full_refresh,
+        table = spec.table_sync()
+        return sync_table(table, source, state.engine, full_refresh=full_refresh,
                           progress=progress, on_progress=recorder, guard=fence,
                           mysql_reader=str(state.config.SYNCD_MYSQL_READER),
-                          key_checked=spec.name in state.keys_checked)
+                          key_checked=spec.name in state.keys_checked,
+                          reflected=_reflected(state, table))
     finally:
         if kept is None:
             source.dispose()
+
+
+def _reflected(state: SyncdState, table: TableSync) -> SourceTable | None:
+    """The source table the check just before this run reflected (``syncd run``), once,
+    when it was for these very settings; None: the run reflects it itself."""
+    kept: Reflected | None = state.reflected.pop(table.job, None)
+    if kept is None or kept.table != table or time.monotonic() - kept.at > REFLECTED_SECONDS:
+        return None
+    return kept.src
 
 
 def _sleep_unless_cancelled(seconds: float, cancelled: CancelCheck) -> str | None:

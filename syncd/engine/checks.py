@@ -22,7 +22,7 @@ from syncd.engine.errors import (
     shown,
 )
 from syncd.engine.keys import require_unique_key
-from syncd.engine.schema import check_reflected, reflect_source
+from syncd.engine.schema import SourceTable, check_reflected, reflect_source
 from syncd.engine.spec import TableSync
 
 
@@ -58,17 +58,20 @@ def reach(source: Engine) -> None:
 
 
 def check_job(spec: TableSync, source: Engine, local: str | None = None,
-              unique_key: bool = True) -> list[str]:
+              unique_key: bool = True, seen: list[SourceTable] | None = None) -> list[str]:
     """Check the job's table, key and cursor at the source, and (given the ``local``
     database's dialect) that the type map takes every column; returns warnings.
 
     ``unique_key`` False: a key the source does not declare unique is not checked
-    here (a run checks the rows it reads: see ``engine.keys``)."""
+    here (a run checks the rows it reads: see ``engine.keys``). ``seen``: the source
+    table as reflected is added to it when the job passes."""
     try:
         src = reflect_source(spec, source)
         warnings = check_reflected(spec, src, local)
         if unique_key:
             require_unique_key(spec, source, src)
+        if seen is not None:
+            seen.append(src)
     except (ConfigError, SourceUnavailable):
         raise
     except SyncError as exc:  # the source rejected the table's name

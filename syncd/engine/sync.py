@@ -15,6 +15,7 @@ from syncd.engine.incremental import incremental_pass
 from syncd.engine.keys import require_unique_key
 from syncd.engine.reconcile import reconcile_deletes
 from syncd.engine.schema import (
+    SourceTable,
     local_shape,
     local_target,
     plan_columns,
@@ -30,7 +31,7 @@ def sync_table(
     spec: TableSync, source: Engine, local: Engine, *, full_refresh: bool = False,
     progress: Progress | None = None, on_progress: ProgressCallback | None = None,
     guard: Callable[[Connection], None] | None = None, mysql_reader: str = "auto",
-    key_checked: bool = False,
+    key_checked: bool = False, reflected: SourceTable | None = None,
 ) -> SyncResult:
     """Bring the local table in step with the source table and return what was done.
 
@@ -40,9 +41,10 @@ def sync_table(
     ``mysql_reader``: "auto" (the fast reader when installed), "pymysql" or "asyncmy";
     the reader used is named in ``progress.reader``. ``key_checked``: the caller has
     just checked the whole source table for a shared key (see ``engine.keys``).
+    ``reflected``: the source table as the caller reflected it a moment ago.
     """
     progress = progress or Progress()
-    src = reflect_source(spec, source)
+    src = reflected or reflect_source(spec, source)
     plans = plan_columns(src, local.dialect.name, spec)
     ctx = SyncContext(spec, source, local, src, progress, plans, on_progress, guard)
     keyless = not src.primary_key  # allowed by spec.keyless_full: full, never resumed
