@@ -170,7 +170,8 @@ def run_job(state: SyncdState, request: RunRequest, on_progress: ProgressHook | 
                 return local_write(
                     lambda: _finish_unstarted(state, request, "skipped", reason),
                     backoff, "record the run")
-        slot, request, unstarted = take_slot(state, spec, request)  # may wait, queued
+        # may wait, queued; the slot's lock shares the job lock's connection
+        slot, request, unstarted = take_slot(state, spec, request, beside=lock)
         if unstarted is not None:  # cancelled while it waited for a slot
             return unstarted
         run = local_write(lambda: _start(state, request, backoff.attempts), backoff,
