@@ -33,9 +33,9 @@ class SyncdState:
         # checked the job serves its run); whoever adds one disposes of it.
         self.sources: dict[str, Engine] = {}
         self.keys_checked: set[str] = set()  # jobs whose source key was just checked
-        # Source tables just reflected by a check (`syncd run`), by their job's TableSync:
-        # the run that follows uses them once instead of reflecting the table again.
-        self.reflected: dict[Any, Any] = {}
+        # Source tables just reflected by the check of a job, by job (`syncd run`: its
+        # run uses the table instead of reflecting it again; syncd.runner.Reflected).
+        self.reflected: dict[str, Any] = {}
 
     def jobs(self) -> JobsFile:
         """The jobs in force (the jobs file is read anew each call: edits take effect).

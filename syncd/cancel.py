@@ -88,11 +88,14 @@ class CancelCheck:
         self.run_id = run_id
         self.interrupted = interrupted
 
+    def pressed(self) -> str | None:
+        """Who cancelled the run from this process (Ctrl-C), or None; asks no database."""
+        return (self.interrupted() or None) if self.interrupted is not None else None
+
     def __call__(self) -> str | None:
-        if self.interrupted is not None:
-            by = self.interrupted()
-            if by:
-                return by
+        by = self.pressed()
+        if by:
+            return by
         try:
             with self.state.sessions() as session:
                 row = session.execute(

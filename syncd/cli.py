@@ -291,7 +291,7 @@ def _has_table(state: SyncdState, name: str) -> bool:
 
 def _check_before_run(path: str, job: Any, local: str, unique_key: bool = True,
                       keep: dict[str, Any] | None = None,
-                      reflected: dict[Any, Any] | None = None) -> bool:
+                      reflected: dict[str, Any] | None = None) -> bool:
     """Exit 2, writing nothing, if the job's table, columns or key are wrong at the source.
 
     A source that cannot be reached or refuses the connection is not decided here: the
@@ -299,9 +299,9 @@ def _check_before_run(path: str, job: Any, local: str, unique_key: bool = True,
     False: a key the source does not declare unique is left to the run, which checks
     the rows it reads (the whole table is grouped only before a run creates the table).
     ``keep``: where the source engine is kept for the run when the check passed (its
-    connection and what it learned of the source are used again), and ``reflected``
-    where the source table it reflected is kept for the run. True if the job was
-    checked (False: the source could not be asked, or the table is skipped).
+    connection and what it learned of the source are used again); ``reflected``: where
+    the source table it reflected is kept for the run (``syncd.runner.Reflected``).
+    True if the job was checked (False: the source could not be asked, or the table is skipped).
     """
     from syncd.engine.checks import check_job, open_source, reach
 
@@ -324,11 +324,16 @@ def _check_before_run(path: str, job: Any, local: str, unique_key: bool = True,
                 job = resolve_at_source(job, engine)
             except TableSkipped:
                 return False  # the run records it skipped
-        check_job(job.table_sync(), engine, local, unique_key=unique_key,
-                  reflected=reflected if keep is not None else None)
+        table = job.table_sync()
+        seen: list[Any] = []
+        check_job(table, engine, local, unique_key=unique_key, seen=seen)
         if keep is not None:
             keep[job.source.url] = engine
             kept = True
+            if reflected is not None:
+                from syncd.runner import Reflected
+
+                reflected[job.name] = Reflected(table, seen[0])
         return True
     except (SourceUnavailable, SourceRefused):
         return False

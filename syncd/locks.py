@@ -40,13 +40,22 @@ def _mysql_name(database: str | None, job: str) -> str:
 
 
 class JobLock:
-    """The lock of one job on the local database. Use ``acquire()`` / ``release()``."""
+    """The lock of one job on the local database. Use ``acquire()`` / ``release()``.
 
-    def __init__(self, engine: Engine, job: str) -> None:
+    ``beside``: a lock held meanwhile by this process (a run's job lock, for the slot
+    it takes next): this one is taken on the same connection instead of one of its
+    own. It must be released first; the lock beside which others were taken releases
+    every lock of its connection when it is released.
+    """
+
+    def __init__(self, engine: Engine, job: str, beside: JobLock | None = None) -> None:
         self.engine = engine
         self.job = job
         self.backend = engine.dialect.name
+        self.beside = beside
         self._conn: Connection | None = None
+        self._shared = False  # _conn belongs to the lock beside which this one was taken
+        self._lent = False  # a lock was taken beside this one, on its connection
         self._file: IO[Any] | None = None
         self._mysql_name = _mysql_name(engine.url.database, job)
 
@@ -54,7 +63,10 @@ class JobLock:
         """Take the lock without waiting; False if another process holds it."""
         if self.backend == "sqlite":
             return self._acquire_file()
-        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        shared = self.beside._conn if self.beside is not None else None
+        if shared is not None and (shared.closed or shared.invalidated):
+            shared = None
+        conn = shared or self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
             if self.backend == "postgresql":
                 got = conn.execute(
@@ -67,12 +79,16 @@ class JobLock:
             else:
                 raise RuntimeError(f"no job lock for local database {self.backend}")
         except BaseException:
-            conn.close()
+            if shared is None:
+                conn.close()
             raise
         if got:
             self._conn = conn
+            if shared is not None and self.beside is not None:
+                self._shared = self.beside._lent = True
             return True
-        conn.close()
+        if shared is None:
+            conn.close()
         return False
 
     def _lock_path(self) -> Path:
@@ -105,15 +121,28 @@ class JobLock:
             self._file = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
+            shared, self._shared = self._shared, False
+            everything, self._lent = self._lent, False
+            if conn.closed or conn.invalidated:  # gone, and its locks with it
+                if not shared:
+                    conn.close()
+                return
             try:
                 if self.backend == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _pg_key(self.job)})
+                    if everything:  # with what was taken beside it
+                        conn.execute(text("SELECT pg_advisory_unlock_all()"))
+                    else:
+                        conn.execute(text("SELECT pg_advisory_unlock(:k)"),
+                                     {"k": _pg_key(self.job)})
+                elif everything:
+                    conn.execute(text("SELECT RELEASE_ALL_LOCKS()"))
                 else:
                     conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": self._mysql_name})
             except DBAPIError:
                 conn.invalidate()  # never back to the pool still holding the lock
             finally:
-                conn.close()
+                if not shared:
+                    conn.close()
 
     def ensure(self) -> None:
         """Prove the lock is still held; take it again if its connection was lost and it is free.
@@ -131,6 +160,7 @@ class JobLock:
                 return
             except DBAPIError as exc:
                 conn, self._conn = self._conn, None
+                self._lent = False  # what was taken beside it died with the connection
                 conn.invalidate()
                 conn.close()
                 if not is_transient(exc):

@@ -22,7 +22,7 @@ import socket
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -42,6 +42,8 @@ from syncd.engine.errors import (
     SourceUnavailable,
     one_line,
 )
+from syncd.engine.schema import SourceTable
+from syncd.engine.spec import TableSync
 from syncd.group_tables import resolve_at_source
 from syncd.groups import TableSkipped
 from syncd.jobs import JobSpec
@@ -59,6 +61,18 @@ log = logging.getLogger(__name__)
 
 ProgressHook = Callable[[SyncRun, Progress], None]
 Interrupted = Callable[[], str | None]  # who cancelled the run from this process, or None
+
+
+REFLECTED_SECONDS = 5.0  # how long a check's reflection of the source table serves a run
+
+
+@dataclass(frozen=True)
+class Reflected:
+    """The source table as the check before a run (``syncd run``) reflected it."""
+
+    table: TableSync  # the job's settings it was reflected for
+    src: SourceTable
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
@@ -156,10 +170,12 @@ def run_job(state: SyncdState, request: RunRequest, on_progress: ProgressHook | 
                 return local_write(
                     lambda: _finish_unstarted(state, request, "skipped", reason),
                     backoff, "record the run")
-        slot, request, unstarted = take_slot(state, spec, request)  # may wait, queued
+        # may wait, queued; the slot's lock shares the job lock's connection
+        slot, request, unstarted = take_slot(state, spec, request, beside=lock)
         if unstarted is not None:  # cancelled while it waited for a slot
             return unstarted
-        run = local_write(lambda: _start(state, request), backoff, "start the run")
+        run = local_write(lambda: _start(state, request, backoff.attempts), backoff,
+                          "start the run")
         if run.status != "running":  # cancelled while it waited for the lock
             return run
         run = _execute(state, spec, run, request, on_progress, lock, interrupted)
@@ -205,8 +221,9 @@ def _finish_unstarted(state: SyncdState, request: RunRequest, status: str, messa
         return run
 
 
-def _start(state: SyncdState, request: RunRequest) -> SyncRun:
-    """With the job's lock held: abandon the job's dead runs, record this one, take the lease.
+def _start(state: SyncdState, request: RunRequest, max_attempts: int) -> SyncRun:
+    """With the job's lock held: abandon the job's dead runs, record this one (its first
+    attempt starting), take the lease.
 
     A queued run starts only if it is still queued (not cancelled meanwhile); its row is
     returned unchanged otherwise.
@@ -215,7 +232,8 @@ def _start(state: SyncdState, request: RunRequest) -> SyncRun:
     holder = f"{socket.gethostname()}:{os.getpid()}"
     started = {"status": "running", "started_at": now, "heartbeat_at": now,
                "hostname": socket.gethostname(), "pid": os.getpid(), "waiting_for": None,
-               "waiting_slot": None}
+               "waiting_slot": None, "attempts": 1, "max_attempts": max_attempts,
+               "next_attempt_at": None}
     with state.sessions.begin() as session:
         abandon_running(session, request.job)
         run = session.get(SyncRun, request.run_id) if request.run_id is not None else None
@@ -239,7 +257,9 @@ def _start(state: SyncdState, request: RunRequest) -> SyncRun:
 class _Recorder:
     """After every committed batch: stops the run when it is past its timeout or was
     cancelled, and writes live progress to the run row at most once a second (skipped
-    while the local database is unreachable: the next batch commit finds out and retries)."""
+    while the local database is unreachable: the next batch commit finds out and retries).
+    After the last batch (``Progress.done``) only the timeout is checked: the outcome is
+    recorded next."""
 
     def __init__(self, state: SyncdState, run: SyncRun, hook: ProgressHook | None,
                  deadline: float | None, timeout_text: str, cancelled: CancelCheck) -> None:
@@ -254,6 +274,10 @@ class _Recorder:
     def __call__(self, progress: Progress) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise RunTimedOut(f"timed out after {self.timeout_text}; checkpoint kept")
+        if progress.done:  # its outcome is recorded next, with these counts
+            if self.hook is not None:
+                self.hook(self.run, progress)
+            return
         by = self.cancelled()
         if by is not None:
             raise RunCancelled(by)
@@ -329,10 +353,13 @@ def _execute(state: SyncdState, spec: JobSpec, run: SyncRun, request: RunRequest
     attempt = 0
     for attempt in range(1, backoff.attempts + 1):
         try:
-            by = cancelled()
+            # The first attempt was recorded starting by _start, a moment ago: a cancel
+            # request since then is read after its first batch.
+            by = cancelled() if attempt > 1 else cancelled.pressed()
             if by is not None:
                 raise RunCancelled(by)
-            attempts.starting(attempt)
+            if attempt > 1:
+                attempts.starting(attempt)
             with translated_errors("local database"):
                 lock.ensure()  # after a restart of the local database: take the lock again
             result = _sync(spec, state, full_refresh, progress, recorder, fence,
@@ -389,10 +416,19 @@ def _sync(spec: JobSpec, state: SyncdState, full_refresh: bool, progress: Progre
                           progress=progress, on_progress=recorder, guard=fence,
                           mysql_reader=str(state.config.SYNCD_MYSQL_READER),
                           key_checked=spec.name in state.keys_checked,
-                          reflected=state.reflected.pop(table, None) if kept else None)
+                          reflected=_reflected(state, table))
     finally:
         if kept is None:
             source.dispose()
+
+
+def _reflected(state: SyncdState, table: TableSync) -> SourceTable | None:
+    """The source table the check just before this run reflected (``syncd run``), once,
+    when it was for these very settings; None: the run reflects it itself."""
+    kept: Reflected | None = state.reflected.pop(table.job, None)
+    if kept is None or kept.table != table or time.monotonic() - kept.at > REFLECTED_SECONDS:
+        return None
+    return kept.src
 
 
 def _sleep_unless_cancelled(seconds: float, cancelled: CancelCheck) -> str | None:

@@ -42,16 +42,18 @@ _held: dict[str, SourceSlot] = {}
 class SourceSlot:
     """One slot of a source, once taken. Use ``try_take()`` / ``release()``."""
 
-    def __init__(self, engine: Engine, source: str, size: int) -> None:
+    def __init__(self, engine: Engine, source: str, size: int,
+                 beside: JobLock | None = None) -> None:
         self.engine = engine
         self.source = source
         self.size = size
+        self.beside = beside  # the run's job lock: the slot is taken on its connection
         self.lock: JobLock | None = None
 
     def try_take(self) -> bool:
         """Take a free slot without waiting; False if all are taken."""
         for index in range(self.size):
-            lock = JobLock(self.engine, f"slot:{self.source}:{index}")
+            lock = JobLock(self.engine, f"slot:{self.source}:{index}", beside=self.beside)
             if lock.acquire():
                 self.lock = lock
                 return True
@@ -67,7 +69,7 @@ class SourceSlot:
 
 
 def take_slot(state: SyncdState, spec: JobSpec, request: RunRequest,
-              ) -> tuple[SourceSlot, RunRequest, SyncRun | None]:
+              beside: JobLock | None = None) -> tuple[SourceSlot, RunRequest, SyncRun | None]:
     """Wait for a slot of the job's source and take it.
 
     Returns (the slot, the request, None) once a slot is taken; the request gains the
@@ -75,7 +77,7 @@ def take_slot(state: SyncdState, spec: JobSpec, request: RunRequest,
     (slot, request, row) when the run stopped waiting: cancelled meanwhile.
     """
     backoff = Backoff.of(state.config)
-    slot = SourceSlot(state.engine, spec.source.name, spec.source.max_connections)
+    slot = SourceSlot(state.engine, spec.source.name, spec.source.max_connections, beside)
     if local_write(slot.try_take, backoff, "take a slot of the source"):
         _held[spec.name] = slot
         return slot, request, None

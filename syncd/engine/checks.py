@@ -58,19 +58,20 @@ def reach(source: Engine) -> None:
 
 
 def check_job(spec: TableSync, source: Engine, local: str | None = None,
-              unique_key: bool = True,
-              reflected: dict[TableSync, SourceTable] | None = None) -> list[str]:
+              unique_key: bool = True, seen: list[SourceTable] | None = None) -> list[str]:
     """Check the job's table, key and cursor at the source, and (given the ``local``
     database's dialect) that the type map takes every column; returns warnings.
 
     ``unique_key`` False: a key the source does not declare unique is not checked
-    here (a run checks the rows it reads: see ``engine.keys``). ``reflected``: where
-    the source table, once checked, is kept by ``spec`` for the run that follows."""
+    here (a run checks the rows it reads: see ``engine.keys``). ``seen``: the source
+    table as reflected is added to it when the job passes."""
     try:
         src = reflect_source(spec, source)
         warnings = check_reflected(spec, src, local)
         if unique_key:
             require_unique_key(spec, source, src)
+        if seen is not None:
+            seen.append(src)
     except (ConfigError, SourceUnavailable):
         raise
     except SyncError as exc:  # the source rejected the table's name
@@ -78,6 +79,4 @@ def check_job(spec: TableSync, source: Engine, local: str | None = None,
     except Exception as exc:  # noqa: BLE001  (what the source answered about the table)
         raise ConfigError(f'field "table": table {shown(spec.qualified_table)} could not be '
                           f"checked: {_said(exc)}") from exc
-    if reflected is not None:
-        reflected[spec] = src
     return warnings

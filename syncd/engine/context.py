@@ -45,12 +45,20 @@ class SyncContext:
             yield conn
 
     @contextmanager
-    def writing_on(self, conn: Connection) -> Iterator[Connection]:
+    def writing_on(self, conn: Connection, durable: bool = True) -> Iterator[Connection]:
         """``writing`` on a connection the caller holds across many transactions (a full
-        load's batches: no pool checkout and liveness ping per transaction)."""
+        load's batches: no pool checkout and liveness ping per transaction).
+
+        ``durable`` False (PostgreSQL): the commit does not wait for the disk. What it
+        wrote is durable once the run's outcome is committed: PostgreSQL writes its log
+        in order, and that later commit waits for all of it. A crash of the database
+        before then loses the transaction whole (rows with their checkpoint): the run's
+        next attempt, or the job's next run, reads those rows again."""
         with conn.begin():
             if self.guard is not None:
                 self.guard(conn)
+            if not durable and conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             yield conn
 
     def target(self, table: str | None = None) -> Target:

@@ -10,13 +10,11 @@ DECIMAL(12,2), FLOAT -> DOUBLE) is applied to the local column under
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Column, Connection, String, Table, Text, delete, insert, inspect, select
+from sqlalchemy import Column, Connection, String, Table, Text, delete, insert, select
 from sqlalchemy import update as sa_update
-from sqlalchemy.exc import SAWarning
 
 from syncd.engine.catalog import SourceColumn
 from syncd.engine.checkpoint import metadata
@@ -52,9 +50,11 @@ def record_columns(conn: Connection, job: str, plans: Sequence[ColumnPlan]) -> N
 
 
 def apply_drift(conn: Connection, spec: TableSync, plans: Sequence[ColumnPlan],
-                primary_key: Sequence[str], added: set[str]) -> None:
-    """Apply (or refuse) the source's type changes to the local table; record the new types."""
-    _check_key(conn, spec, primary_key)
+                primary_key: Sequence[str], added: set[str], local_key: Sequence[str]) -> None:
+    """Apply (or refuse) the source's type changes to the local table; record the new types.
+
+    ``local_key``: the local table's primary-key columns (empty: it has none)."""
+    _check_key(spec, primary_key, local_key)
     stored = {row.column_name: row for row in conn.execute(
         select(column_types).where(column_types.c.job == spec.job))}
     for plan in plans:
@@ -83,10 +83,7 @@ def apply_drift(conn: Connection, spec: TableSync, plans: Sequence[ColumnPlan],
         _store(conn, spec.job, plan, now, exists=True)
 
 
-def _check_key(conn: Connection, spec: TableSync, primary_key: Sequence[str]) -> None:
-    with warnings.catch_warnings():  # column types SQLAlchemy does not know are irrelevant here
-        warnings.filterwarnings("ignore", "Did not recognize type", SAWarning)
-        local = inspect(conn).get_pk_constraint(spec.target).get("constrained_columns") or []
+def _check_key(spec: TableSync, primary_key: Sequence[str], local: Sequence[str]) -> None:
     if local and list(local) != list(primary_key):
         raise SchemaConflict(
             f"the primary key of {spec.qualified_table} is now ({', '.join(primary_key)}) but "

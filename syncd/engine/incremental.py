@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
+
 from syncd.engine.checkpoint import Checkpoint, save_checkpoint
 from syncd.engine.connect import translated_errors
 from syncd.engine.context import SyncContext
@@ -21,22 +23,24 @@ from syncd.engine.load import writer_for
 from syncd.engine.lookback import read_clock, start_auto
 from syncd.engine.queries import count_null_cursor, incremental_batch
 from syncd.engine.readers import fetch_batch, select_list
-from syncd.engine.schema import local_target
 
 
-def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
-    """Upsert every row whose (cursor, pk) comes after the checkpoint (less the lookback)."""
+def incremental_pass(ctx: SyncContext, point: Checkpoint, conn: Connection) -> None:
+    """Upsert every row whose (cursor, pk) comes after the checkpoint (less the lookback).
+
+    The local table is already in line with the source (``sync._prepare``). The
+    batches' transactions share ``conn``, held by the caller.
+    """
     spec, src, progress = ctx.spec, ctx.src, ctx.progress
     assert spec.cursor is not None
     progress.phase = "incremental"
+    progress.done = False
     cursor = ctx.decode(point.cursor, spec.cursor)
     position = None if point.position is None else tuple(
         ctx.decode(v, name) for v, name in zip(point.position, src.primary_key))
     best: tuple[Any, ...] | None = None if cursor is None else (cursor, *(position or ()))
     auto = start_auto(ctx)
     after, lower = _start(ctx, cursor, position, fixed_lookback=auto is None)
-    with ctx.writing() as conn:
-        local_target(conn, src, spec, ctx.plans)
     convert = RowConverter(spec.job, ctx.plans, src.primary_key, progress,
                            spec.on_unrepresentable)
     order = [src.columns.index(spec.cursor)] + [src.columns.index(n) for n in src.primary_key]
@@ -48,6 +52,7 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
     where = f"source table {spec.qualified_table}"
     limit = spec.batch_size
     unique = declared_unique(src.table, src.primary_key)
+    nulls: int | None = None
     while True:
         query = incremental_batch(src.table, src.columns, spec.cursor, src.primary_key,
                                   after, lower, limit, read)
@@ -60,6 +65,9 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
             else:
                 rows, cut = fetch_batch(s, query, limit, spec.batch_bytes)
                 count = len(rows)
+            final = not cut and count < limit
+            if final:  # the last read: the rows it cannot see, counted in its transaction
+                nulls = s.execute(count_null_cursor(src.table, spec.cursor)).scalar_one()
         if auto is not None and clock is not None:
             auto.last = clock
         if not count:
@@ -72,7 +80,7 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
             key = tuple(plan.key(rows[-1][i]) for plan, i in zip(key_plans, order))
             values = convert(rows)
         save = key if auto is None or clock is None else auto.checkpoint(key, clock)
-        with ctx.writing() as conn:
+        with ctx.writing_on(conn, durable=False):
             inserted, updated = writer_for(conn, target).upsert(values)
             if save is not None and _ahead(save, best):
                 save_checkpoint(conn, Checkpoint(spec.job, "incremental", cursor=save[0],
@@ -82,19 +90,18 @@ def incremental_pass(ctx: SyncContext, point: Checkpoint) -> None:
         progress.rows_inserted += inserted
         progress.rows_updated += updated
         progress.cursor = best[0] if best else None
+        progress.done = final and spec.deletes != "reconcile"
         ctx.report()
         after = key
+        if final:
+            break
         if cut:  # wide rows: ask for about as many rows as fit in batch_bytes next time
             limit = max(1, count)
-        elif count < limit:
-            break
         else:
             limit = min(spec.batch_size, limit * 2)
-    with translated_errors(where), ctx.source.connect() as s:
-        nulls = s.execute(count_null_cursor(src.table, spec.cursor)).scalar_one()
     progress.warn(
         f'rows with a NULL cursor "{spec.cursor}" are not picked up by incremental runs '
-        "(a full refresh loads them)", int(nulls))
+        "(a full refresh loads them)", int(nulls or 0))
     if best is not None:
         progress.cursor = best[0]
     if auto is not None:

@@ -464,8 +464,8 @@ class PostgresWriter(Writer):
             return 0, 0
         target = self.quote(self.target.table)
         batch = "syncd_batch"
-        self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{batch}")
-        self.conn.exec_driver_sql(
+        self.conn.exec_driver_sql(  # one round trip
+            f"DROP TABLE IF EXISTS pg_temp.{batch}; "
             f"CREATE TEMP TABLE {batch} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP"
         )
         self._copy(batch, rows)

@@ -179,11 +179,69 @@ def reflect_local(conn: Connection, name: str) -> Table | None:
     return Table(name, MetaData(), autoload_with=conn)
 
 
+@dataclass(frozen=True)
+class LocalShape:
+    """What a run needs to know of an existing local table: its columns and its key."""
+
+    columns: tuple[str, ...]  # in table order
+    primary_key: tuple[str, ...]  # in key order; empty when it has none
+
+
+_PG_SHAPE = """
+SELECT a.attname, array_position(i.indkey::int2[], a.attnum)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+WHERE c.relname = :table AND n.nspname = current_schema()
+  AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+ORDER BY a.attnum
+"""
+
+
+def local_shape(conn: Connection, name: str) -> LocalShape | None:
+    """The local table's columns and primary key, or None if it does not exist.
+
+    One catalog query on PostgreSQL and SQLite (two on MySQL) instead of reflecting
+    the table: this runs at the start of every incremental run.
+    """
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        rows = conn.execute(text(_PG_SHAPE), {"table": name}).all()
+        if not rows:
+            return None
+        columns = tuple(str(col) for col, _ in rows if col is not None)
+        keyed = sorted((pos, str(col)) for col, pos in rows if col is not None and pos is not None)
+        return LocalShape(columns, tuple(col for _, col in keyed))
+    if dialect in ("mysql", "mariadb"):
+        found = conn.execute(text(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME = :table ORDER BY ORDINAL_POSITION"), {"table": name}).scalars()
+        columns = tuple(str(col) for col in found)
+        if not columns:  # a MySQL table has at least one column
+            return None
+        pk = conn.execute(text(
+            "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = "
+            "DATABASE() AND TABLE_NAME = :table AND INDEX_NAME = 'PRIMARY' "
+            "ORDER BY SEQ_IN_INDEX"), {"table": name}).scalars()
+        return LocalShape(columns, tuple(str(col) for col in pk))
+    if dialect == "sqlite":
+        quoted = conn.dialect.identifier_preparer.quote(name)
+        info = conn.exec_driver_sql(f"PRAGMA main.table_info({quoted})").all()
+        if not info:  # a SQLite table has at least one column
+            return None
+        keyed = sorted((row[5], str(row[1])) for row in info if row[5])
+        return LocalShape(tuple(str(row[1]) for row in info), tuple(col for _, col in keyed))
+    raise NotImplementedError(f"local database {dialect} is not supported")
+
+
 def local_target(conn: Connection, src: SourceTable, spec: TableSync,
-                 plans: Sequence[ColumnPlan]) -> None:
+                 plans: Sequence[ColumnPlan], shape: LocalShape | None = None) -> None:
     """Bring the local table's columns in line with the source: add new columns, widen
-    changed types (``evolve``), or fail with what changed."""
-    present = set(describe_columns(conn, spec.target, None))
+    changed types (``evolve``), or fail with what changed. ``shape``: the local table's
+    ``local_shape``, when the caller has it."""
+    shape = shape or local_shape(conn, spec.target) or LocalShape((), ())
+    present = set(shape.columns)
     missing = [p for p in plans if p.name not in present]
     if missing and spec.on_schema_change == "fail":
         names = ", ".join(p.name for p in missing)
@@ -198,4 +256,5 @@ def local_target(conn: Connection, src: SourceTable, spec: TableSync,
             ensure_enum(conn, *plan.enum)
         conn.exec_driver_sql(
             f"ALTER TABLE {quote(spec.target)} ADD COLUMN {quote(plan.name)} {plan.ddl}")
-    apply_drift(conn, spec, plans, src.primary_key, added={p.name for p in missing})
+    apply_drift(conn, spec, plans, src.primary_key, added={p.name for p in missing},
+                local_key=shape.primary_key)

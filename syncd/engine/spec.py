@@ -52,6 +52,9 @@ class Progress:
     warnings: dict[str, int] = field(default_factory=dict)
     lookback: dict[str, Any] | None = None  # lookback = "auto": the bound the run used
     reader: str | None = None  # the driver of a full load's MySQL read: "pymysql" | "asyncmy"
+    # The last batch is committed and nothing else will be read or written: the run's
+    # outcome follows at once (no need to record the progress, nothing left to cancel).
+    done: bool = False
 
     def warn(self, message: str, count: int = 1) -> None:
         """Count ``count`` more occurrences of a warning message."""

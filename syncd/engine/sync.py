@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy import Connection, Engine
 
 from syncd.engine import fastread
 from syncd.engine.checkpoint import Checkpoint, clear_checkpoint, load_checkpoint
@@ -14,7 +14,14 @@ from syncd.engine.full import full_load, staging_name
 from syncd.engine.incremental import incremental_pass
 from syncd.engine.keys import require_unique_key
 from syncd.engine.reconcile import reconcile_deletes
-from syncd.engine.schema import SourceTable, plan_columns, reflect_local, reflect_source
+from syncd.engine.schema import (
+    SourceTable,
+    local_shape,
+    local_target,
+    plan_columns,
+    reflect_local,
+    reflect_source,
+)
 from syncd.engine.spec import Progress, ProgressCallback, SyncResult, TableSync
 
 KEYLESS = "no primary key: loaded in full, without resume"
@@ -34,7 +41,7 @@ def sync_table(
     ``mysql_reader``: "auto" (the fast reader when installed), "pymysql" or "asyncmy";
     the reader used is named in ``progress.reader``. ``key_checked``: the caller has
     just checked the whole source table for a shared key (see ``engine.keys``).
-    ``reflected``: the source table as the caller has just reflected it (not again).
+    ``reflected``: the source table as the caller reflected it a moment ago.
     """
     progress = progress or Progress()
     src = reflected or reflect_source(spec, source)
@@ -48,20 +55,19 @@ def sync_table(
     if keyless:
         progress.warn(KEYLESS)
     with translated_errors("local database"):
-        point = _prepare(ctx, full_refresh or keyless)
-        before = point.cursor if point and point.phase == "incremental" else None
-        progress.cursor_before = ctx.decode(before, spec.cursor) if spec.cursor else None
-        progress.cursor = progress.cursor_before
-        did_full = False
-        if spec.mode == "full" or keyless or point is None or point.phase != "incremental" \
-                or not _target_exists(ctx):
+        with local.connect() as conn:  # an incremental pass goes on on this connection
+            point, ready = _prepare(ctx, conn, full_refresh or keyless)
+            before = point.cursor if point and point.phase == "incremental" else None
+            progress.cursor_before = ctx.decode(before, spec.cursor) if spec.cursor else None
+            progress.cursor = progress.cursor_before
+            if ready and point is not None:
+                incremental_pass(ctx, point, conn)
+        did_full = not ready
+        if did_full:
             if not (full_refresh or spec.mode == "full" or key_checked):
                 require_unique_key(spec, source, src)  # a load that creates the table
             full_load(ctx, point)
-            did_full = True
-        else:
-            incremental_pass(ctx, point)
-        if spec.deletes == "reconcile" and not did_full:
+        elif spec.deletes == "reconcile":
             reconcile_deletes(ctx)
     return SyncResult(
         rows_read=progress.rows_read, rows_inserted=progress.rows_inserted,
@@ -73,18 +79,27 @@ def sync_table(
     )
 
 
-def _prepare(ctx: SyncContext, full_refresh: bool) -> Checkpoint | None:
-    """The job's checkpoint; a full refresh forgets it and drops a half-done staging table."""
-    with ctx.writing() as conn:
+def _prepare(ctx: SyncContext, conn: Connection, full_refresh: bool,
+             ) -> tuple[Checkpoint | None, bool]:
+    """The job's checkpoint, and whether the run is incremental; one local transaction.
+
+    A full refresh forgets the checkpoint and drops a half-done staging table. An
+    incremental run finds its local table there and brings its columns in line with
+    the source (``local_target``) in the same transaction.
+    """
+    spec = ctx.spec
+    with ctx.writing_on(conn, durable=full_refresh):
         if full_refresh:
-            clear_checkpoint(conn, ctx.spec.job)
-            stale = reflect_local(conn, staging_name(ctx.spec.target))
+            clear_checkpoint(conn, spec.job)
+            stale = reflect_local(conn, staging_name(spec.target))
             if stale is not None:
                 stale.drop(conn)
-            return None
-        return load_checkpoint(conn, ctx.spec.job)
-
-
-def _target_exists(ctx: SyncContext) -> bool:
-    with ctx.local.connect() as conn:
-        return bool(inspect(conn).has_table(ctx.spec.target))
+            return None, False
+        point = load_checkpoint(conn, spec.job)
+        if spec.mode == "full" or point is None or point.phase != "incremental":
+            return point, False
+        shape = local_shape(conn, spec.target)
+        if shape is None:  # the local table is gone: load it again
+            return point, False
+        local_target(conn, ctx.src, spec, ctx.plans, shape)
+        return point, True
