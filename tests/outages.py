@@ -193,8 +193,9 @@ def fill_orders_mysql(url: str, count: int, note_size: int = 200) -> None:
         engine.dispose()
 
 
-def kill_source_reader(url: str, timeout: float = 60) -> int:
-    """KILL the MariaDB connection that streams a SELECT from the source database."""
+def kill_source_reader(url: str, timeout: float = 60, idle: bool = False) -> int:
+    """KILL the MariaDB connection that streams a SELECT from the source database
+    (``idle``: the one holding a transaction open there, between two of its queries)."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     database = sa.engine.make_url(url).database
     try:
@@ -202,6 +203,12 @@ def kill_source_reader(url: str, timeout: float = 60) -> int:
             me = conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar_one()
 
             def reader() -> int | None:
+                if idle:
+                    return conn.exec_driver_sql(
+                        "SELECT p.id FROM information_schema.PROCESSLIST p JOIN "
+                        "information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.id "
+                        "WHERE p.db = %s AND p.id <> %s AND p.command = 'Sleep' "
+                        "ORDER BY p.id LIMIT 1", (database, me)).scalar()
                 return conn.exec_driver_sql(
                     "SELECT id FROM information_schema.PROCESSLIST WHERE db = %s AND id <> %s "
                     "AND command = 'Query' AND info LIKE 'SELECT%%' ORDER BY id LIMIT 1",

@@ -381,10 +381,12 @@ def _read_grouped(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] 
         conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
 
         def run(query: Any) -> list[Any]:
+            # Through SQLAlchemy (a grouped value is text, counts and keys numbers): a lost
+            # connection is recognised as one, and said so, not hidden by the rollback.
             if isinstance(query, str):
                 conn.exec_driver_sql(query)
                 return []
-            return fetch_rows(conn, query, 1)
+            return list(conn.execute(query).all())
     try:
         packet = int(run(select(literal_column("@@max_allowed_packet")))[0][0])
         largest = max(4096, min(spec.batch_bytes, packet - 1024))  # a batch's bytes
