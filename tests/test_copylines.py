@@ -17,6 +17,7 @@ from test_sync import jobs_toml, run
 from syncd import get_state
 from syncd.db import upgrade
 from syncd.engine import copylines, fastread
+from syncd.engine.errors import SyncError
 from syncd.engine.load import decode_copy_line
 from syncd.engine.readers import fetch_rows
 
@@ -84,7 +85,7 @@ def test_a_row_larger_than_one_value_may_be_is_named(databases):
     table = _source(url)
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
-        with engine.connect() as conn, pytest.raises(ValueError, match="max_allowed_packet"):
+        with engine.connect() as conn, pytest.raises(SyncError, match="max_allowed_packet"):
             list(copylines.read_ranges(lambda q: fetch_rows(conn, q, 1), table, "id",
                                        _line(table), None, None, 100, 200))
     finally:

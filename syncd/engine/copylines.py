@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, literal, or_, select
 from sqlalchemy.sql.expression import ColumnClause, FromClause
 
+from syncd.engine.errors import SyncError
 from syncd.engine.load import CopyData, decode_copy_line
 from syncd.engine.typemap import ColumnPlan
 from syncd.engine.values import mysql_date, no_nul
@@ -33,7 +34,6 @@ from syncd.engine.values import mysql_date, no_nul
 LINE_FAMILIES = {"int", "decimal", "string", "date", "datetime", "timestamp_utc", "year",
                  "enum", "set"}
 _ESCAPED = {"string", "enum", "set"}  # families whose values may hold \ tab newline CR
-_DATES = {"date", "datetime", "timestamp_utc"}
 MARK = "\x00"  # first character of a line that the type map's checks must see
 # Rows wider than this on average (MySQL's statistics) are read as values: the server's
 # escaping of long texts costs more than Python's work per row saves (measured: rows of
@@ -187,8 +187,8 @@ def read_ranges(run: Callable[[Any], list[Any]], table: FromClause, key: str,
         if count and (text is None or len(text) >= largest
                       or text.count("\n") + 1 != count):
             if span == 1:  # one row is more than a value may hold
-                raise ValueError(f"the row with {key} = {hi} is larger than MySQL lets one "
-                                 "value be (max_allowed_packet): raise max_allowed_packet")
+                raise SyncError(f"the row with {key} = {hi} is larger than MySQL lets one "
+                                "value be (max_allowed_packet): raise max_allowed_packet")
             span = max(1, span // 2)  # cut at group_concat_max_len: smaller, again
             continue
         if count:
