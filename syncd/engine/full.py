@@ -79,10 +79,11 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
         position, load_cursor = None, _start_cursor(ctx)
         _create_staging(ctx, staging, load_cursor)
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
-        # For the progress bar: MySQL's estimate (a view has none: counted), PostgreSQL's
-        # and SQLite's count.
+        # For the progress bar: the catalog's estimate (MySQL's; PostgreSQL's of a table
+        # analyzed at least once), else a count (a view, SQLite).
         estimate = s.execute(mysql_row_estimate(src.table)).scalar() \
-            if is_mysql(ctx.source) else None
+            if is_mysql(ctx.source) else _pg_estimate(s, src.table) \
+            if ctx.source.dialect.name == "postgresql" else None
         progress.rows_total = estimate if estimate is not None else \
             s.execute(row_count(src.table)).scalar_one()
 
@@ -97,6 +98,16 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
         if is_duplicate_key(exc, ctx.local):  # the staging table's key refused a row
             require_unique_key(spec, ctx.source, src)  # raises, naming the shared key
         raise
+
+
+def _pg_estimate(conn: Connection, table: Table) -> int | None:
+    """``pg_class.reltuples`` of a table analyzed at least once (never a scan)."""
+    quote = conn.dialect.identifier_preparer.quote
+    name = ".".join(quote(part) for part in (table.schema, table.name) if part)
+    row = conn.exec_driver_sql(
+        "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s) AND relkind IN ('r', 'p')",
+        (name,)).first()
+    return int(row[0]) if row is not None and row[0] is not None and row[0] >= 0 else None
 
 
 def load_batches(ctx: SyncContext, staging: str, position: tuple[Any, ...] | None,
