@@ -87,13 +87,16 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
         progress.rows_total = estimate if estimate is not None else \
             s.execute(row_count(src.table)).scalar_one()
 
-    def checkpoint(conn: Connection, key: tuple[Any, ...], _rows: int) -> None:
+    written = [0]  # rows this load put in the staging table it created (not resumed)
+
+    def checkpoint(conn: Connection, key: tuple[Any, ...], rows: int) -> None:
         save_checkpoint(conn, Checkpoint(spec.job, "full", position=key,
                                          load_cursor=load_cursor, staging=staging))
+        written[0] += rows
 
     try:
         load_batches(ctx, staging, position, checkpoint)
-        _swap(ctx, staging, load_cursor)
+        _swap(ctx, staging, load_cursor, loaded=None if resume else written[0])
     except Exception as exc:
         if is_duplicate_key(exc, ctx.local):  # the staging table's key refused a row
             require_unique_key(spec, ctx.source, src)  # raises, naming the shared key
@@ -527,15 +530,19 @@ def _prefetch(batches: Iterator[Any], slots: queue.Queue[Any], depth: int, name:
             batches.close()
 
 
-def _swap(ctx: SyncContext, staging: str, load_cursor: Any) -> None:
-    """Count what changed, then replace the local table by the staging table."""
+def _swap(ctx: SyncContext, staging: str, load_cursor: Any, loaded: int | None = None,
+          ) -> None:
+    """Count what changed, then replace the local table by the staging table.
+
+    ``loaded``: the rows of a staging table filled by this load alone (not counted again)."""
     spec, progress, src = ctx.spec, ctx.progress, ctx.src
     target_name = spec.target
     stage = local_table(staging, ctx.plans, src.primary_key)
     with ctx.writing() as conn:
         exists = inspect(conn).has_table(target_name)
         if not exists or not src.primary_key:  # without a key, rows are replaced, not matched
-            progress.rows_inserted += conn.execute(row_count(stage)).scalar_one()
+            progress.rows_inserted += loaded if loaded is not None else \
+                conn.execute(row_count(stage)).scalar_one()
             if exists:
                 progress.rows_deleted += conn.execute(
                     row_count(local_table(target_name, [], ()))).scalar_one()
