@@ -153,29 +153,35 @@ def _write_batches(ctx: SyncContext,
     # One connection for the whole load: a batch costs no pool check-out and ping.
     with ctx.local.connect() as conn, _asynchronous_commit(conn, postgres), \
             _older_objects_frozen(ctx.local.dialect.name == "sqlite"):
-        done = False
-        while not done:
+        pending = next(batches, None)  # awaited outside any transaction
+        while pending is not None:
             rows, size, last, began = 0, 0, None, time.monotonic()
             with ctx.writing_on(conn):
-                for count, key, values in batches:
+                while pending is not None:
+                    count, key, values = pending
+                    pending = None
                     writer_for(conn, target).insert(values)
                     rows, last = rows + count, key
                     size += len(values.data) if isinstance(values, CopyData) else \
                         row_bytes(values) if isinstance(values, list) else 0
                     values = None  # not held while the next batch is awaited (batch_bytes)
-                    # Batches already read wait: they join this transaction (one checkpoint,
-                    # guard and commit for several), up to COMMIT_BYTES or COMMIT_SECONDS.
-                    # A batch still being read never holds a transaction open.
-                    if ahead is None or not ahead.ready() or size >= COMMIT_BYTES \
-                            or time.monotonic() - began >= COMMIT_SECONDS:
+                    # Batches already read join this transaction (one checkpoint, guard and
+                    # commit for several), up to COMMIT_BYTES or COMMIT_SECONDS. A batch
+                    # still being read is awaited after the commit: it never holds a
+                    # transaction open.
+                    if ahead is not None and ahead.ready() and size < COMMIT_BYTES \
+                            and time.monotonic() - began < COMMIT_SECONDS:
+                        pending = next(batches, None)
+                        if pending is None:
+                            break
+                    else:
                         break
-                else:
-                    done = True
-                if last is not None:
-                    checkpoint(conn, last, rows)
+                assert last is not None  # (the transaction wrote a batch)
+                checkpoint(conn, last, rows)
             progress.rows_read += rows
-            if rows:
-                ctx.report()
+            ctx.report()
+            if pending is None:
+                pending = next(batches, None)
 
 
 def _narrow(ctx: SyncContext) -> bool:
