@@ -34,10 +34,10 @@ from syncd.engine.queries import (
     diff_counts,
     full_scan,
     max_cursor,
-    mysql_row_estimate,
     mysql_row_width,
     row_count,
 )
+from syncd.engine.ranges import catalog_rows
 from syncd.engine.readers import (
     FIRST_FETCH,
     compile_query,
@@ -81,9 +81,7 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
     with translated_errors(f"source table {spec.qualified_table}"), ctx.source.connect() as s:
         # For the progress bar: the catalog's estimate (MySQL's; PostgreSQL's of a table
         # analyzed at least once), else a count (a view, SQLite).
-        estimate = s.execute(mysql_row_estimate(src.table)).scalar() \
-            if is_mysql(ctx.source) else _pg_estimate(s, src.table) \
-            if ctx.source.dialect.name == "postgresql" else None
+        estimate = catalog_rows(s, src.table)
         progress.rows_total = estimate if estimate is not None else \
             s.execute(row_count(src.table)).scalar_one()
 
@@ -101,16 +99,6 @@ def full_load(ctx: SyncContext, point: Checkpoint | None) -> None:
         if is_duplicate_key(exc, ctx.local):  # the staging table's key refused a row
             require_unique_key(spec, ctx.source, src)  # raises, naming the shared key
         raise
-
-
-def _pg_estimate(conn: Connection, table: Table) -> int | None:
-    """``pg_class.reltuples`` of a table analyzed at least once (never a scan)."""
-    quote = conn.dialect.identifier_preparer.quote
-    name = ".".join(quote(part) for part in (table.schema, table.name) if part)
-    row = conn.exec_driver_sql(
-        "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s) AND relkind IN ('r', 'p')",
-        (name,)).first()
-    return int(row[0]) if row is not None and row[0] is not None and row[0] >= 0 else None
 
 
 def load_batches(ctx: SyncContext, staging: str, position: tuple[Any, ...] | None,

@@ -193,14 +193,6 @@ _MYSQL_TABLES = sql_table("TABLES", sql_column("TABLE_SCHEMA"), sql_column("TABL
                           schema="information_schema")
 
 
-def mysql_row_estimate(source: Table) -> Select[Any]:
-    """MySQL's estimate of a table's rows, from its statistics (no scan: counting a large
-    InnoDB table takes as long as a good part of reading it)."""
-    t = _MYSQL_TABLES.c
-    schema = source.schema if source.schema is not None else func.database()
-    return select(t.TABLE_ROWS).where(t.TABLE_SCHEMA == schema, t.TABLE_NAME == source.name)
-
-
 def mysql_row_width(source: Table) -> Select[Any]:
     """MySQL's estimates of the rows and the average row's bytes, from its statistics
     (no row: a view)."""

@@ -80,12 +80,19 @@ def decode_key(textual: str | None) -> tuple[Any, ...] | None:
 
 
 def estimate_rows(conn: Connection, table: Table) -> int | None:
-    """The catalog's estimate of the table's rows, never a COUNT(*).
+    """The catalog's estimate of the table's rows, never a COUNT(*): ``catalog_rows``, or
+    for a view (or a PostgreSQL table never analyzed) the planner's estimate (EXPLAIN).
+    None when the source keeps no estimate (SQLite)."""
+    if conn.dialect.name not in ("postgresql", "mysql", "mariadb"):
+        return None
+    rows = catalog_rows(conn, table)
+    return rows if rows is not None else _explained(conn, table)
 
-    PostgreSQL: ``pg_class.reltuples``; MySQL/MariaDB: ``information_schema.tables.
-    table_rows``. A view has no such figure: the planner's estimate (EXPLAIN) then.
-    None when the source keeps no estimate (SQLite, a table never analyzed).
-    """
+
+def catalog_rows(conn: Connection, table: Table) -> int | None:
+    """The catalog's own figure of a table's rows: PostgreSQL ``pg_class.reltuples`` of a
+    table analyzed at least once, MySQL/MariaDB ``information_schema.tables.table_rows``.
+    None for a view, a table never analyzed, or SQLite."""
     dialect = conn.dialect.name
     if dialect == "postgresql":
         name = f"{table.schema}.{table.name}" if table.schema else table.name
@@ -94,7 +101,7 @@ def estimate_rows(conn: Connection, table: Table) -> int | None:
             "WHERE c.oid = to_regclass(:name)"), {"name": _pg_quoted(conn, name)}).first()
         if row is not None and row[1] in ("r", "p") and row[0] is not None and row[0] >= 0:
             return int(row[0])
-        return _explained(conn, table)
+        return None
     if dialect in ("mysql", "mariadb"):
         row = conn.execute(text(
             "SELECT TABLE_ROWS, TABLE_TYPE FROM information_schema.TABLES "
@@ -102,7 +109,6 @@ def estimate_rows(conn: Connection, table: Table) -> int | None:
             {"schema": table.schema, "name": table.name}).first()
         if row is not None and row[0] is not None and row[1] != "VIEW":
             return int(row[0])
-        return _explained(conn, table)
     return None
 
 
