@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import queue
 import threading
-import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -49,9 +48,6 @@ from syncd.engine.readers import (
 from syncd.engine.schema import SourceTable, create_local_table, local_table, pk_name
 from syncd.engine.typemap import Verbatim
 from syncd.engine.values import no_nul
-
-COMMIT_BYTES = 16 * 2**20  # batches waiting to be written share a transaction up to this
-COMMIT_SECONDS = 1.0  # ... and for at most this long
 
 
 def staging_name(target: str) -> str:
@@ -137,39 +133,16 @@ def _write_batches(ctx: SyncContext,
                    target: Target,
                    checkpoint: Callable[[Connection, tuple[Any, ...], int], None]) -> None:
     progress, postgres = ctx.progress, ctx.local.dialect.name == "postgresql"
-    ahead = batches if isinstance(batches, _ReadAhead) else None
     # One connection for the whole load: a batch costs no pool check-out and ping.
     with ctx.local.connect() as conn, _asynchronous_commit(conn, postgres), \
             _older_objects_frozen(ctx.local.dialect.name == "sqlite"):
-        pending = next(batches, None)  # awaited outside any transaction
-        while pending is not None:
-            rows, size, last, began = 0, 0, None, time.monotonic()
+        for count, key, values in batches:
             with ctx.writing_on(conn):
-                while pending is not None:
-                    count, key, values = pending
-                    pending = None
-                    writer_for(conn, target).insert(values)
-                    rows, last = rows + count, key
-                    size += len(values.data) if isinstance(values, CopyData) else \
-                        row_bytes(values) if isinstance(values, list) else 0
-                    values = None  # not held while the next batch is awaited (batch_bytes)
-                    # Batches already read join this transaction (one checkpoint, guard and
-                    # commit for several), up to COMMIT_BYTES or COMMIT_SECONDS. A batch
-                    # still being read is awaited after the commit: it never holds a
-                    # transaction open.
-                    if ahead is not None and ahead.ready() and size < COMMIT_BYTES \
-                            and time.monotonic() - began < COMMIT_SECONDS:
-                        pending = next(batches, None)
-                        if pending is None:
-                            break
-                    else:
-                        break
-                assert last is not None  # (the transaction wrote a batch)
-                checkpoint(conn, last, rows)
-            progress.rows_read += rows
+                writer_for(conn, target).insert(values)
+                checkpoint(conn, key, count)
+            values = None  # not held while the next batch is awaited (memory: batch_bytes)
+            progress.rows_read += count
             ctx.report()
-            if pending is None:
-                pending = next(batches, None)
 
 
 def _narrow(ctx: SyncContext) -> bool:
@@ -454,8 +427,7 @@ def _read_fast(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] | N
 
 
 class _ReadAhead:
-    """Read the next batch in a thread while the current one is written; ``ready()``
-    says whether the next batch is already waiting."""
+    """Read the next batch in a thread while the current one is written."""
 
     def __init__(self, batches: Iterator[Any], depth: int = 1, name: str = "syncd-read",
                  ) -> None:
@@ -467,9 +439,6 @@ class _ReadAhead:
 
     def __next__(self) -> Any:
         return next(self.items)
-
-    def ready(self) -> bool:
-        return not self.slots.empty()
 
     def close(self) -> None:
         self.items.close()
