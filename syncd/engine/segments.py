@@ -37,7 +37,7 @@ SEGMENT_BYTES = 8 * 2**20  # a key range's rows' texts, joined for its digest, a
 GROUP_CONCAT_MAX = 2**30  # the largest MariaDB takes in strict mode
 PG_SESSION = ("SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'; "
               "SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = 'hex'; "
-              "SET LOCAL TimeZone = 'UTC'")
+              "SET LOCAL TimeZone = 'UTC'; SET LOCAL max_parallel_workers_per_gather = 0")
 
 
 @dataclass
