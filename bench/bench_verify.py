@@ -7,7 +7,10 @@ DATETIME(6), as bench_load.py), then measures:
   - 100 scattered differences made at the source with the cursor left unchanged
     (updated, deleted and inserted rows: no incremental run can see them), then
     `syncd verify --repair` finding and repairing them (target: under 30%),
-  - the peak memory of each `syncd` process (target: under 150 MB).
+  - the peak memory of each `syncd` process (target: under 150 MB),
+  - in the first round, what one pass of checksums over the identical tables costs each
+    database alone, for verify's exact row text, the columns' plain text and the key
+    alone (``verify_floor.py``): the least a verify of identical tables can take here.
 
 Usage: python bench/bench_verify.py [--rows 1000000] [--rounds 1] [--prefix NAME]
                                      [--baseline CHECKOUT]
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from verify_floor import passes
 
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 MY_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/"
@@ -113,8 +117,9 @@ def main() -> None:
           f"DELETE FROM orders WHERE id IN {_in(keys['inserted'])}",
           "CREATE TABLE original AS SELECT * FROM orders WHERE id IN "
           f"{_in(keys['updated'] + keys['deleted'])}")
+    floor: list[tuple[str, float, float]] = []
     rounds = [one_round(source, work / f"round{i}", keys, args.prefix,
-                        dict(reversed(codes.items())) if i % 2 else codes)
+                        dict(reversed(codes.items())) if i % 2 else codes, None if i else floor)
               for i in range(args.rounds)]
     for i, results in enumerate(rounds, 1):
         print(f"\nround {i} of {len(rounds)} (load average at its end {results[-1]})")
@@ -126,6 +131,7 @@ def main() -> None:
                statistics.median(c[label][2] for c in cases), row[3],
                statistics.median(c[label][1] / r[0][1] for c, r in zip(cases, rounds)))
               for label, row in cases[0].items()])
+    show_floor(floor, rounds[0][0][1])
     admin(MY_ADMIN, f"DROP DATABASE IF EXISTS {args.prefix}")
 
 
@@ -134,11 +140,12 @@ def _in(ids: list[int]) -> str:
 
 
 def one_round(source: str, work: Path, keys: dict[str, list[int]], name: str,
-              codes: dict[str, str]) -> list[Any]:
+              codes: dict[str, str], floor: list[Any] | None = None) -> list[Any]:
     """Full load, verify, the differences, verify --repair; the source restored after.
 
     ``codes``: the checkouts whose syncd runs the verify cases, by label suffix (the first
-    one runs the load); each repair starts from the same local rows.
+    one runs the load); each repair starts from the same local rows. ``floor``: filled
+    with ``verify_floor.passes`` on the identical tables.
     """
     admin(PG_ADMIN, f"DROP DATABASE IF EXISTS {name}_local WITH (FORCE)",
           f"CREATE DATABASE {name}_local")
@@ -158,6 +165,8 @@ def one_round(source: str, work: Path, keys: dict[str, list[int]], name: str,
                            float(last_run(env)["duration_s"]), peak, "")]  # type: ignore[arg-type]
     for suffix, one in envs.items():
         results.append(verify_case(one, f"syncd verify: identical tables{suffix}"))
+    if floor is not None:
+        floor += passes(source, local)
     admin(source, "UPDATE orders SET note = CONCAT(IFNULL(note, ''), ' changed'), qty = -qty "
                   f"WHERE id IN {_in(keys['updated'])}",
           f"DELETE FROM orders WHERE id IN {_in(keys['deleted'])}",
@@ -201,6 +210,15 @@ def show(results: list[Any]) -> None:
     for label, seconds, peak_kib, notes, *ratio in results:
         share = ratio[0] if ratio else seconds / load
         print(f"{label:<46} {seconds:8.2f} {share:7.0%} {peak_kib / 1024:7.0f} MiB  {notes}")
+
+
+def show_floor(floor: list[tuple[str, float, float]], load: float) -> None:
+    print("\none pass of checksums over the identical tables, each database alone "
+          "(first round):")
+    print(f"{'row text':<40} {'MariaDB':>8} {'Postgres':>9} {'both, 2 cores':>14} {'vs load':>8}")
+    for label, mariadb, postgres in floor:
+        both = (mariadb + postgres) / 2
+        print(f"{label:<40} {mariadb:8.2f} {postgres:9.2f} {both:14.2f} {both / load:7.0%}")
 
 
 if __name__ == "__main__":
