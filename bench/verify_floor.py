@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from syncd.engine.context import SyncContext
 from syncd.engine.schema import plan_columns, reflect_source
-from syncd.engine.segments import PER_TRANSACTION, KeyRanges, Side
+from syncd.engine.segments import PER_TRANSACTION, KeyRanges, Side, range_params
 from syncd.engine.spec import Progress, TableSync
 from syncd.engine.verify import _sides
 
@@ -78,8 +78,6 @@ def _timed(side: Side, ranges: list[tuple[int, int]], sql: Callable[[int], str])
         started = time.perf_counter()
         for start in range(0, len(ranges), PER_TRANSACTION):
             group = ranges[start:start + PER_TRANSACTION]
-            params = {f"{name}{n}": value for n, (lo, hi) in enumerate(group)
-                      for name, value in (("lo", lo), ("last", hi - 1))}
             with side.transaction(conn):
-                conn.execute(sa.text(sql(len(group))), params).all()
+                conn.execute(sa.text(sql(len(group))), range_params(group)).all()
         return time.perf_counter() - started

@@ -105,9 +105,9 @@ def load_batches(ctx: SyncContext, staging: str, position: tuple[Any, ...] | Non
     postgres = ctx.local.dialect.name == "postgresql"
     # The reader thread reads, converts and encodes the next batches while this one is
     # written: Python's work overlaps the local database's.
-    batches: Generator[tuple[int, tuple[Any, ...], Any], None, None] | _ReadAhead
+    batches: Generator[tuple[int, tuple[Any, ...], Any], None, None]
     if copy_through(ctx):
-        batches = _ReadAhead(_copied(ctx, position), name="syncd-copy")
+        batches = _prefetch(_copied(ctx, position), name="syncd-copy")
     elif ctx.local.dialect.name == "sqlite":
         # No reader thread: SQLite gives up and retakes the GIL for every statement, and a
         # busy reader thread makes each retake wait (measured: 3x slower with executemany,
@@ -118,10 +118,10 @@ def load_batches(ctx: SyncContext, staging: str, position: tuple[Any, ...] | Non
         # the source works on the next batch meanwhile), a thread converts and encodes,
         # this one writes. Where it can, the source writes each row's COPY line.
         lines = copylines.lines_possible(ctx.plans) and _narrow(ctx)
-        batches = _ReadAhead(_prepared(ctx, _ReadAhead(_read_source(ctx, position, lines),
-                                                       name="syncd-fetch"), lines))
+        batches = _prefetch(_prepared(ctx, _prefetch(_read_source(ctx, position, lines),
+                                                     name="syncd-fetch"), lines))
     else:
-        batches = _ReadAhead(_prepared(ctx, _read_source(ctx, position)))
+        batches = _prefetch(_prepared(ctx, _read_source(ctx, position)))
     try:
         _write_batches(ctx, batches, target, checkpoint)
     finally:
@@ -129,7 +129,7 @@ def load_batches(ctx: SyncContext, staging: str, position: tuple[Any, ...] | Non
 
 
 def _write_batches(ctx: SyncContext,
-                   batches: Iterator[tuple[int, tuple[Any, ...], Any]] | _ReadAhead,
+                   batches: Iterator[tuple[int, tuple[Any, ...], Any]],
                    target: Target,
                    checkpoint: Callable[[Connection, tuple[Any, ...], int], None]) -> None:
     progress, postgres = ctx.progress, ctx.local.dialect.name == "postgresql"
@@ -426,32 +426,15 @@ def _read_fast(ctx: SyncContext, conn: Connection, position: tuple[Any, ...] | N
         reader.close()
 
 
-class _ReadAhead:
-    """Read the next batch in a thread while the current one is written."""
-
-    def __init__(self, batches: Iterator[Any], depth: int = 1, name: str = "syncd-read",
-                 ) -> None:
-        self.slots: queue.Queue[Any] = queue.Queue()
-        self.items = _prefetch(batches, self.slots, depth, name)
-
-    def __iter__(self) -> _ReadAhead:
-        return self
-
-    def __next__(self) -> Any:
-        return next(self.items)
-
-    def close(self) -> None:
-        self.items.close()
-
-
-def _prefetch(batches: Iterator[Any], slots: queue.Queue[Any], depth: int, name: str,
+def _prefetch(batches: Iterator[Any], depth: int = 1, name: str = "syncd-read",
               ) -> Generator[Any, None, None]:
-    """Batches read by a thread into ``slots`` while the consumer works on the last one.
+    """Batches read by a thread while the consumer works on the last one.
 
     At most ``depth`` batches are ahead of the consumer, the one being read included: the
     thread reads the next batch only once the consumer has taken the last one (a batch
     read and waiting for a slot would be one more batch in memory).
     """
+    slots: queue.Queue[Any] = queue.Queue()
     room = threading.Semaphore(depth)
     done = object()
     stop = threading.Event()

@@ -48,6 +48,7 @@ from syncd.engine.segments import (
     Segment,
     Side,
     both,
+    range_params,
 )
 from syncd.engine.verify import key_ranged, key_sides
 
@@ -217,8 +218,7 @@ def _key_lists(side: Side, ranges: Sequence[Segment]) -> list[set[int]]:
             sql = " UNION ALL ".join(
                 f"SELECT {i}, {listed} FROM {side.qualified()} "
                 f"WHERE {key} >= :lo{i} AND {key} <= :last{i}" for i in range(len(group)))
-            params = {f"{name}{i}": value for i, s in enumerate(group)
-                      for name, value in (("lo", s.lo), ("last", s.hi - 1))}
+            params = range_params([(s.lo, s.hi) for s in group])
             with side.transaction(conn):
                 rows = conn.execute(text(sql), params).all()
             for n, found in rows:

@@ -314,9 +314,7 @@ class KeyRanges:
     @staticmethod
     def _many(side: Side, conn: Connection, ranges: list[tuple[int, int]]) -> list[Stats]:
         """Count and digest of each of ``ranges``, in one statement."""
-        params = {f"{name}{n}": value for n, (lo, hi) in enumerate(ranges)
-                  for name, value in (("lo", lo), ("last", hi - 1))}
-        result = conn.execute(text(side.ranges_digest_sql(len(ranges))), params)
+        result = conn.execute(text(side.ranges_digest_sql(len(ranges))), range_params(ranges))
         warned = getattr(getattr(result.cursor, "_result", None), "warning_count", 0)
         found = {int(r[0]): _digest(r[1:]) for r in result}
         stats = [found.get(n, Stats()) for n in range(len(ranges))]
@@ -333,10 +331,14 @@ class KeyRanges:
             group = segments[start:start + ROWS_QUERY]
             where = " OR ".join(f"({key} >= :lo{i} AND {key} <= :last{i})"
                                 for i in range(len(group)))
-            params = {f"{name}{i}": value for i, s in enumerate(group)
-                      for name, value in (("lo", s.lo), ("last", s.hi - 1))}
-            out.extend(side.rows(conn, where, params))
+            out.extend(side.rows(conn, where, range_params([(s.lo, s.hi) for s in group])))
         return out
+
+
+def range_params(ranges: Sequence[tuple[int, int]]) -> dict[str, int]:
+    """The bound parameters ``:lo<n>`` and ``:last<n>`` of each range ``[lo, hi)``."""
+    return {f"{name}{n}": value for n, (lo, hi) in enumerate(ranges)
+            for name, value in (("lo", lo), ("last", hi - 1))}
 
 
 def _ranges(lo: int, hi: int, parts: int) -> list[tuple[int, int]]:
